@@ -1,0 +1,28 @@
+import * as tf from '@tensorflow/tfjs';
+import { it, expect } from 'vitest';
+import { gatherRows } from '../src/ops/gather_rows.ts';
+import { scatterRows } from '../src/ops/scatter_rows.ts';
+import { describeBackends, expectClose, randomArray } from './helpers.ts';
+
+describeBackends('gatherRows / scatterRows', () => {
+  it('gathers rows and scatters gradients back, summing duplicates', () => {
+    const x = tf.tensor2d(randomArray(12, 3), [4, 3]);
+    const idx = tf.tensor1d([2, 0, 2, 3], 'int32');
+    const xs = x.arraySync();
+    const out = gatherRows(x, idx).arraySync();
+    expect(out).toEqual([xs[2], xs[0], xs[2], xs[3]]);
+    // d/dx Σ_n c_n · out[n] with c_n = n+1: row 2 gets 1+3, row 0 gets 2, row 1 gets 0, row 3 gets 4.
+    const c = tf.tensor2d([[1], [2], [3], [4]]);
+    const g = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(gatherRows(xx as tf.Tensor2D, idx), c)))(x);
+    expectClose(g.dataSync(), [2, 2, 2, 0, 0, 0, 4, 4, 4, 4, 4, 4]);
+  });
+
+  it('scatterRows sums rows into segments; gradient gathers', () => {
+    const y = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
+    const idx = tf.tensor1d([1, 1, 0], 'int32');
+    expectClose(scatterRows(y, idx, 3).dataSync(), [5, 6, 4, 6, 0, 0]);
+    const w = tf.tensor2d([[1, 10], [100, 1000], [7, 7]]);
+    const g = tf.grad((yy: tf.Tensor) => tf.sum(tf.mul(scatterRows(yy as tf.Tensor2D, idx, 3), w)))(y);
+    expectClose(g.dataSync(), [100, 1000, 100, 1000, 1, 10]);
+  });
+});
