@@ -1,0 +1,25 @@
+/**
+ * The `switchyard` command line: commander wiring only; every command calls the library.
+ * Each command lives in its own file under src/cli/ and exports `register(program)`.
+ */
+import { Command } from 'commander';
+
+const program = new Command();
+program
+  .name('switchyard')
+  .description('Mixture-of-Experts training with balanced expert load, and expert-load planning at cluster scale')
+  .version('0.1.0');
+
+// Command modules: each adds one subcommand. Keep this list sorted.
+const modules: Array<{ register: (p: Command) => void }> = [];
+for (const m of modules) m.register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // Expected failures (bad input) print one clear line; the stack is for bugs, shown with DEBUG=switchyard.
+  const err = e as Error;
+  console.error(`switchyard: ${err.message}`);
+  if (process.env.DEBUG?.includes('switchyard')) console.error(err.stack);
+  process.exitCode = 1;
+}
