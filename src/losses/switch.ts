@@ -1,0 +1,55 @@
+/**
+ * Switch/GShard load-balancing loss in the Megatron-Core convention:
+ *   loss = E · Σ_i f_i · P_i,  f_i = count_i / (T·k),  P_i = (1/T) Σ_t probs[t, i].
+ * Under perfect balance (f_i = P_i = 1/E) it equals 1, whatever k is; a router that sends every
+ * token to one expert with probability 1 (k = 1) gives E.
+ *
+ * Hugging Face's Mixtral `load_balancing_loss_func` divides the counts by T instead of T·k, so its
+ * value is k times this one (k at perfect balance): a coefficient α tuned there acts like k·α here.
+ *
+ * f is a constant (routing decisions carry no gradient); the gradient reaches the router through P.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { checkIndices, checkNumExperts, checkRouting, checkStat } from './check.ts';
+
+/** y = x with dy/dx = 0: statistics such as load shares are constants to the balance losses. */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const f = (a: tf.Tensor) => ({ value: tf.clone(a), gradFunc: (dy: tf.Tensor) => [tf.zerosLike(dy)] });
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0])(x) as T;
+}
+
+/** counts_i = Σ_{t,j} [indices[t,j] = i] as float32 [E]; no checks (callers validate). */
+export function oneHotCounts(indices: tf.Tensor2D, numExperts: number): tf.Tensor1D {
+  return tf.tidy(() => {
+    const hot = tf.oneHot(indices, numExperts); // [T, k, E] int32
+    return tf.cast(tf.sum(hot, [0, 1]), 'float32') as tf.Tensor1D; // [E]
+  });
+}
+
+/** count_i = number of the T·k assignments in indices [T, k] that went to expert i (float32 [E], no gradient). */
+export function expertCounts(indices: tf.Tensor2D, numExperts: number): tf.Tensor1D {
+  checkNumExperts(numExperts, null, 'expertCounts');
+  checkIndices(indices, null, numExperts, 'expertCounts');
+  return oneHotCounts(indices, numExperts);
+}
+
+/**
+ * loss = E · Σ_i f_i · P_i from aggregated statistics: f [E] assignment shares (Σ f = 1),
+ * P [E] mean router probabilities. Lets a trainer use counts summed over micro-batches
+ * (or ranks, as in Megatron's global-batch variant) with the local mean probabilities.
+ */
+export function switchLossFromStats(f: tf.Tensor1D, P: tf.Tensor1D): tf.Scalar {
+  const E = checkStat(f, 'f', null, 'switchLossFromStats');
+  checkStat(P, 'P', E, 'switchLossFromStats');
+  return tf.tidy(() => tf.mul(tf.sum(tf.mul(stopGradient(f), P)), E) as tf.Scalar);
+}
+
+/** loss = E · Σ_i f_i · P_i with f_i = count_i/(T·k) and P_i = mean_t probs[t, i] (1 at perfect balance). */
+export function switchLoss(probs: tf.Tensor2D, indices: tf.Tensor2D, numExperts: number): tf.Scalar {
+  const { T, E, k } = checkRouting(probs, indices, numExperts, 'switchLoss');
+  return tf.tidy(() => {
+    const f = tf.div(oneHotCounts(indices, E), T * k) as tf.Tensor1D; // [E]
+    const P = tf.mean(probs, 0) as tf.Tensor1D; // [E]
+    return tf.mul(tf.sum(tf.mul(f, P)), E) as tf.Scalar;
+  });
+}
