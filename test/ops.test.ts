@@ -26,3 +26,22 @@ describeBackends('gatherRows / scatterRows', () => {
     expectClose(g.dataSync(), [100, 1000, 100, 1000, 1, 10]);
   });
 });
+
+describeBackends('TopK gradient', () => {
+  it('scatters the values gradient back to the picked positions (finite differences)', async () => {
+    await import('../src/ops/topk_grad.ts');
+    const x0 = randomArray(12, 41, 2);
+    const c = tf.tensor2d([[1, -2], [0.5, 3], [2, 1]]);
+    const f = (xx: tf.Tensor) => tf.sum(tf.mul(tf.topk(xx, 2).values, c)) as tf.Scalar;
+    const g = tf.grad(f)(tf.tensor2d(x0, [3, 4])).dataSync();
+    // by hand: each row's top-2 positions receive c[row]; others 0
+    const expected = new Float32Array(12);
+    for (let r = 0; r < 3; r++) {
+      const order = [0, 1, 2, 3].sort((a, b) => x0[r * 4 + b] - x0[r * 4 + a]);
+      const cr = c.arraySync()[r];
+      expected[r * 4 + order[0]] = cr[0];
+      expected[r * 4 + order[1]] = cr[1];
+    }
+    expectClose(g, expected);
+  });
+});

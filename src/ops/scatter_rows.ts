@@ -3,7 +3,7 @@
  * Differentiable in y: dy = gatherRows(dout, index). Replaces unsortedSegmentSum, absent on wasm.
  */
 import * as tf from '@tensorflow/tfjs';
-import { customGrad1 } from './custom_grad.ts';
+import { customGradIndexed } from './custom_grad.ts';
 import { gatherRows, scatterRowsRaw } from './gather_rows.ts';
 
 /** out[r] = Σ_{n: index[n]=r} y[n] for y [N, D], int32 index [N], out [rows, D]. */
@@ -13,8 +13,8 @@ export function scatterRows(y: tf.Tensor2D, index: tf.Tensor1D, rows: number): t
   if (index.shape[0] !== y.shape[0]) {
     throw new Error(`scatterRows: index has ${index.shape[0]} entries but y has ${y.shape[0]} rows`);
   }
-  return customGrad1(
-    (yIn) => scatterRowsRaw(yIn as tf.Tensor2D, index, rows),
-    (dout) => gatherRows(dout as tf.Tensor2D, index),
-  )(y);
+  return customGradIndexed(
+    (yIn, idx) => scatterRowsRaw(yIn as tf.Tensor2D, idx as tf.Tensor1D, rows),
+    (dout, idx) => gatherRows(dout as tf.Tensor2D, idx as tf.Tensor1D),
+  )(y, index);
 }

@@ -7,6 +7,7 @@
  *   weights = s at the picks / Σ of those picks.
  */
 import * as tf from '@tensorflow/tfjs';
+import '../ops/topk_grad.ts';
 import { takeAlongRows } from '../ops/take_along_rows.ts';
 import type { TokenChoiceRouting } from './types.ts';
 

@@ -1,0 +1,245 @@
+/**
+ * The MoE layer, Megatron-Core's five seams in order:
+ *   route → capacity → dispatch → experts → combine (+ shared experts) → { y, aux, stats }
+ * Aux losses come back raw, by name; the trainer weights and sums them in one place.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { applyCapacity, type CapacityPolicy, type CapacityResult } from './capacity.ts';
+import { combine, dispatch, planExpertChoice, planTokenChoice, type DispatchPlan } from './dispatch.ts';
+import { createExperts, ffn, initVariable, runExperts, type Activation, type ExpertWeights } from './experts.ts';
+import { switchLoss, klUniformLoss, cvSquaredLoss, loadVarianceLoss, zLoss, sequenceAuxLoss, groupAuxLoss } from './losses/index.ts';
+import { takeAlongRows } from './ops/take_along_rows.ts';
+import { Rng } from './rng.ts';
+import { route, type RouterConfig } from './router/route.ts';
+import type { Routing, TokenChoiceRouting } from './router/types.ts';
+
+export type AuxLossName = 'switch' | 'kl' | 'cv2' | 'variance' | 'z' | 'sequence' | 'group';
+export const AUX_LOSSES: readonly AuxLossName[] = ['switch', 'kl', 'cv2', 'variance', 'z', 'sequence', 'group'];
+
+export interface MoEConfig {
+  /** model width D. */
+  dim: number;
+  /** hidden size H of each routed expert. */
+  hidden: number;
+  /** routed experts E. */
+  numExperts: number;
+  /** experts per token k (for expert choice: average experts per token). */
+  topK: number;
+  activation: Activation;
+  router: RouterConfig;
+  /** capacity factor; null with policy 'dropless'. */
+  capacityFactor: number | null;
+  capacityPolicy: CapacityPolicy;
+  /** shared experts, always active, each of hidden size H (fused into one FFN of width shared·H). */
+  sharedExperts: number;
+  /** aux losses to compute and return. */
+  auxLosses: AuxLossName[];
+  /** tokens per sequence, for the sequence-level aux loss. */
+  seqLen?: number;
+  /** expert → device group, for the group-level aux loss. */
+  expertToGroup?: number[];
+  /** scale of the down projections' init std (GPT-2 uses 1/√(2·layers)). */
+  downScale?: number;
+}
+
+export interface MoEStats {
+  /** [E] assignments each expert computed (after capacity). */
+  load: Int32Array;
+  /** [E] assignments the router chose per expert (before capacity). */
+  routed: Int32Array;
+  /** [E] assignments dropped (or rerouted away) per chosen expert. */
+  droppedPerExpert: Int32Array;
+  /** assignments dropped in total. */
+  dropped: number;
+  rerouted: number;
+  capacity: number | null;
+  /** T·k for token choice, E·C for expert choice. */
+  assignments: number;
+  numTokens: number;
+  /** [E] mean router probability P_i (differentiable). */
+  meanProbs: tf.Tensor1D;
+  /** mean router entropy −Σ_i p_i log p_i over tokens (nats). */
+  entropy: tf.Scalar;
+}
+
+export interface MoEOutput {
+  y: tf.Tensor2D;
+  aux: Partial<Record<AuxLossName, tf.Scalar>>;
+  stats: MoEStats;
+  routing: Routing;
+}
+
+export interface ForwardContext {
+  training: boolean;
+  /** noise source for noisy / Gumbel routers. */
+  rng?: Rng;
+  /** Gumbel temperature τ for this step. */
+  tau?: number;
+  /** noise multiplier for noisy top-k (annealing). */
+  noiseScale?: number;
+}
+
+/** Mean entropy of the rows of probs: (1/T) Σ_t −Σ_i p log p. */
+export function routerEntropy(probs: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(probs, tf.log(tf.add(probs, 1e-12))), 1))) as tf.Scalar);
+}
+
+/** Validates the layer config, naming the bad field. */
+export function checkMoEConfig(c: MoEConfig): void {
+  const posInt = (v: number, name: string) => {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`MoELayer: ${name} must be a positive integer, got ${v}`);
+  };
+  posInt(c.dim, 'dim'); posInt(c.hidden, 'hidden'); posInt(c.numExperts, 'numExperts'); posInt(c.topK, 'topK');
+  if (c.topK > c.numExperts) throw new Error(`MoELayer: topK = ${c.topK} exceeds numExperts = ${c.numExperts}`);
+  if (!Number.isInteger(c.sharedExperts) || c.sharedExperts < 0) throw new Error(`MoELayer: sharedExperts must be an integer ≥ 0, got ${c.sharedExperts}`);
+  if (c.capacityPolicy !== 'dropless' && !(c.capacityFactor !== null && c.capacityFactor > 0)) {
+    throw new Error(`MoELayer: capacityFactor must be > 0 with policy '${c.capacityPolicy}', got ${c.capacityFactor}`);
+  }
+  for (const a of c.auxLosses) if (!AUX_LOSSES.includes(a)) throw new Error(`MoELayer: unknown aux loss '${a}', expected one of ${AUX_LOSSES.join(', ')}`);
+  if (c.auxLosses.includes('group') && !c.expertToGroup) throw new Error(`MoELayer: aux loss 'group' needs expertToGroup`);
+  if (c.auxLosses.includes('sequence') && !c.seqLen) throw new Error(`MoELayer: aux loss 'sequence' needs seqLen`);
+}
+
+/** Fine-grained experts (DeepSeekMoE): split each expert into m, so E·m experts of hidden H/m, k·m active. */
+export function fineGrained<T extends Pick<MoEConfig, 'numExperts' | 'topK' | 'hidden'>>(c: T, m: number): T {
+  if (!Number.isInteger(m) || m < 1 || c.hidden % m !== 0) throw new Error(`fineGrained: m must be a positive divisor of hidden = ${c.hidden}, got ${m}`);
+  return { ...c, numExperts: c.numExperts * m, topK: c.topK * m, hidden: c.hidden / m };
+}
+
+export class MoELayer {
+  readonly config: MoEConfig;
+  /** [D, E] router (gate) weights. */
+  readonly gate: tf.Variable;
+  /** [D, E] noise weights for noisy top-k. */
+  readonly noiseGate: tf.Variable | null;
+  readonly experts: ExpertWeights;
+  readonly shared: ExpertWeights | null;
+  /** [E] selection bias for aux-loss-free balancing (not trained by gradients; a controller updates it). */
+  readonly expertBias: tf.Variable;
+
+  constructor(config: MoEConfig, rng: Rng) {
+    checkMoEConfig(config);
+    this.config = config;
+    const { dim: D, hidden: H, numExperts: E, activation, sharedExperts } = config;
+    this.gate = initVariable(rng, [D, E], 0.02);
+    this.noiseGate = (config.router.type as string) === 'noisy_topk' ? initVariable(rng, [D, E], 0.02) : null;
+    this.experts = createExperts(rng, E, D, H, activation, config.downScale ?? 1);
+    this.shared = sharedExperts > 0 ? createExperts(rng, 1, D, H * sharedExperts, activation, config.downScale ?? 1) : null;
+    this.expertBias = tf.variable(tf.zeros([E]), false);
+  }
+
+  /** Trainable variables by checkpoint name (relative to the layer's prefix). */
+  namedVariables(): Record<string, tf.Variable> {
+    const out: Record<string, tf.Variable> = { gate: this.gate, 'experts.w1': this.experts.w1, 'experts.w2': this.experts.w2 };
+    if (this.experts.w3) out['experts.w3'] = this.experts.w3;
+    if (this.noiseGate) out.noise_gate = this.noiseGate;
+    if (this.shared) {
+      out['shared.w1'] = this.shared.w1;
+      out['shared.w2'] = this.shared.w2;
+      if (this.shared.w3) out['shared.w3'] = this.shared.w3;
+    }
+    return out;
+  }
+
+  /** Trainable variables of this layer. */
+  variables(): tf.Variable[] {
+    return Object.values(this.namedVariables());
+  }
+
+  /** Router step: logits = x · W_gate, then the configured router. */
+  route(x: tf.Tensor2D, ctx: ForwardContext): Routing {
+    const logits = tf.matMul(x, this.gate) as tf.Tensor2D; // [T, E]
+    return route(this.config.router, logits, { k: this.config.topK, training: ctx.training, bias: this.expertBias as tf.Tensor as tf.Tensor1D });
+  }
+
+  /** Capacity + routing map (a host sync on the [T, k] decisions). */
+  plan(routing: Routing): { plan: DispatchPlan; weights: tf.Tensor; cap: CapacityResult | null } {
+    const { numExperts: E, topK: k } = this.config;
+    if (routing.kind === 'expert-choice') {
+      const T = routing.probs.shape[0];
+      return { plan: planExpertChoice(routing.tokenIndices.dataSync() as Int32Array, T, E), weights: routing.weights, cap: null };
+    }
+    const T = routing.indices.shape[0];
+    const cap = applyCapacity(
+      { indices: routing.indices.dataSync() as Int32Array, probs: routing.probs.dataSync() as Float32Array, numTokens: T, topK: k, numExperts: E },
+      this.config.capacityPolicy, this.config.capacityFactor ?? 1,
+    );
+    const plan = planTokenChoice(cap.indices, cap.keep, T, k, E, this.config.capacityPolicy === 'pad' ? cap.capacity! : undefined);
+    // Rerouted assignments carry the router probability of their new expert.
+    const weights = cap.rerouted > 0 ? reroutedWeights(routing, cap.indices, T, k) : routing.weights;
+    return { plan, weights, cap };
+  }
+
+  /** y = Σ_k w · expert(x) (+ shared(x)), aux losses by name, and load statistics. */
+  forward(x: tf.Tensor2D, ctx: ForwardContext): MoEOutput {
+    const routing = this.route(x, ctx);
+    const { plan, weights, cap } = this.plan(routing);
+    const xs = dispatch(x, plan); // [N, D]
+    const ys = runExperts(xs, this.experts, plan.tokensPerExpert, this.config.activation); // [N, D]
+    let y = combine(ys, weights, plan); // [T, D]
+    if (this.shared) {
+      const s = this.shared;
+      y = tf.add(y, ffn(x, s.w1.squeeze([0]) as tf.Tensor2D, s.w2.squeeze([0]) as tf.Tensor2D, s.w3 ? (s.w3.squeeze([0]) as tf.Tensor2D) : null, this.config.activation)) as tf.Tensor2D;
+    }
+    return { y, aux: this.auxLosses(routing), stats: this.stats(routing, plan, cap), routing };
+  }
+
+  /** The configured aux losses on the router's own choices (before capacity, as Megatron-Core does). */
+  auxLosses(routing: Routing): Partial<Record<AuxLossName, tf.Scalar>> {
+    const { numExperts: E, auxLosses, seqLen, expertToGroup } = this.config;
+    const out: Partial<Record<AuxLossName, tf.Scalar>> = {};
+    for (const name of auxLosses) {
+      if (name === 'z') { out.z = zLoss(routing.logits); continue; }
+      if (name === 'kl') { out.kl = klUniformLoss(routing.probs); continue; }
+      if (routing.kind !== 'token-choice') continue; // count-based losses need token-choice indices
+      const { probs, indices } = routing;
+      switch (name) {
+        case 'switch': out.switch = switchLoss(probs, indices, E); break;
+        case 'cv2': out.cv2 = cvSquaredLoss(probs, indices, E); break;
+        case 'variance': out.variance = loadVarianceLoss(probs, indices, E); break;
+        case 'sequence': out.sequence = sequenceAuxLoss(probs, indices, E, seqLen!); break;
+        case 'group': out.group = groupAuxLoss(probs, indices, expertToGroup!); break;
+      }
+    }
+    return out;
+  }
+
+  private stats(routing: Routing, plan: DispatchPlan, cap: CapacityResult | null): MoEStats {
+    const E = this.config.numExperts;
+    const T = routing.probs.shape[0];
+    let load: Int32Array;
+    let routed: Int32Array;
+    let droppedPerExpert: Int32Array = new Int32Array(E);
+    if (cap) {
+      load = cap.received;
+      droppedPerExpert = cap.dropped;
+      routed = new Int32Array(E);
+      for (const e of (routing as TokenChoiceRouting).indices.dataSync()) routed[e]++;
+    } else {
+      load = Int32Array.from(plan.tokensPerExpert);
+      routed = Int32Array.from(plan.tokensPerExpert);
+    }
+    const kept = load.reduce((a, b) => a + b, 0);
+    return {
+      load, routed, droppedPerExpert,
+      dropped: plan.numAssignments - kept,
+      rerouted: cap?.rerouted ?? 0,
+      capacity: cap?.capacity ?? (routing.kind === 'expert-choice' ? plan.tokensPerExpert[0] : null),
+      assignments: plan.numAssignments,
+      numTokens: T,
+      meanProbs: tf.mean(routing.probs, 0) as tf.Tensor1D,
+      entropy: routerEntropy(routing.probs),
+    };
+  }
+
+  dispose(): void {
+    for (const v of [...this.variables(), this.expertBias]) v.dispose();
+  }
+}
+
+/** Weights after rerouting: the router's probability of each (possibly new) expert, as chosen weights are. */
+function reroutedWeights(routing: TokenChoiceRouting, newIndices: Int32Array, T: number, k: number): tf.Tensor2D {
+  const idx = tf.tensor2d(newIndices, [T, k], 'int32');
+  const moved = tf.notEqual(idx, routing.indices); // [T, k] bool
+  return tf.where(moved, takeAlongRows(routing.probs, idx), routing.weights) as tf.Tensor2D;
+}

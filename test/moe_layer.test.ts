@@ -1,0 +1,118 @@
+import * as tf from '@tensorflow/tfjs';
+import { it, expect } from 'vitest';
+import { MoELayer, fineGrained, type MoEConfig } from '../src/moe_layer.ts';
+import { combine, dispatch, planTokenChoice } from '../src/dispatch.ts';
+import { Rng } from '../src/rng.ts';
+import { describeBackends, expectClose, finiteDiff, randomArray } from './helpers.ts';
+
+const base: MoEConfig = {
+  dim: 4, hidden: 5, numExperts: 3, topK: 2, activation: 'relu', router: { type: 'topk' },
+  capacityFactor: 1, capacityPolicy: 'drop-position', sharedExperts: 0, auxLosses: ['switch', 'z'],
+};
+
+/** Independent plain-array MoE forward: softmax → top-k → drop-position capacity → relu FFN → weighted sum. */
+function referenceForward(x: number[][], gate: number[][], w1: number[][][], w2: number[][][], k: number, cf: number | null): number[][] {
+  const T = x.length, D = x[0].length, E = gate[0].length, H = w1[0][0].length;
+  const choices: { e: number; p: number }[][] = [];
+  for (let t = 0; t < T; t++) {
+    const logit = Array.from({ length: E }, (_, e) => x[t].reduce((s, v, d) => s + v * gate[d][e], 0));
+    const m = Math.max(...logit);
+    const ex = logit.map((l) => Math.exp(l - m));
+    const z = ex.reduce((a, b) => a + b, 0);
+    const p = ex.map((v) => v / z);
+    choices.push(p.map((pv, e) => ({ e, p: pv })).sort((a, b) => b.p - a.p).slice(0, k));
+  }
+  const C = cf === null ? Infinity : Math.ceil((cf * T * k) / E - 1e-9);
+  const used = new Array(E).fill(0);
+  const keep = choices.map((c) => c.map(() => false));
+  for (let j = 0; j < k; j++) for (let t = 0; t < T; t++) {
+    const e = choices[t][j].e;
+    if (used[e] < C) { used[e]++; keep[t][j] = true; }
+  }
+  return x.map((xt, t) => {
+    const y = new Array(D).fill(0);
+    choices[t].forEach(({ e, p }, j) => {
+      if (!keep[t][j]) return;
+      const h = Array.from({ length: H }, (_, i) => Math.max(0, xt.reduce((s, v, d) => s + v * w1[e][d][i], 0)));
+      for (let d = 0; d < D; d++) y[d] += p * h.reduce((s, hv, i) => s + hv * w2[e][i][d], 0);
+    });
+    return y;
+  });
+}
+
+describeBackends('MoELayer', () => {
+  it('matches a plain-array reference forward (drop-position and dropless)', () => {
+    for (const [policy, cf] of [['drop-position', 0.7], ['dropless', null]] as const) {
+      const layer = new MoELayer({ ...base, capacityPolicy: policy, capacityFactor: cf }, new Rng(3));
+      layer.gate.assign(tf.tensor(randomArray(12, 5, 3), [4, 3]));
+      layer.experts.w1.assign(tf.tensor(randomArray(60, 6, 1), [3, 4, 5]));
+      layer.experts.w2.assign(tf.tensor(randomArray(60, 7, 1), [3, 5, 4]));
+      const xArr = randomArray(28, 9, 1);
+      const out = tf.tidy(() => layer.forward(tf.tensor2d(xArr, [7, 4]), { training: true }).y.arraySync());
+      const ref = referenceForward(
+        Array.from({ length: 7 }, (_, t) => Array.from(xArr.slice(t * 4, t * 4 + 4))),
+        layer.gate.arraySync() as number[][], layer.experts.w1.arraySync() as number[][][], layer.experts.w2.arraySync() as number[][][], 2, cf,
+      );
+      expectClose(out.flat(), ref.flat(), 1e-5, 1e-4);
+      layer.dispose();
+    }
+  });
+
+  it('stats: loads sum to kept assignments, none above capacity, drops counted', () => {
+    const layer = new MoELayer({ ...base, numExperts: 4, capacityFactor: 0.6 }, new Rng(1));
+    layer.gate.assign(tf.tensor(randomArray(16, 2, 4), [4, 4]));
+    const T = 40;
+    tf.tidy(() => {
+      const { stats } = layer.forward(tf.tensor2d(randomArray(T * 4, 4, 1), [T, 4]), { training: true });
+      const cap = Math.ceil(0.6 * T * 2 / 4);
+      expect(stats.capacity).toBe(cap);
+      const kept = Array.from(stats.load).reduce((a, b) => a + b, 0);
+      expect(kept + stats.dropped).toBe(T * 2);
+      for (const l of stats.load) expect(l).toBeLessThanOrEqual(cap);
+      expect(Array.from(stats.routed).reduce((a, b) => a + b, 0)).toBe(T * 2);
+      expect(stats.dropped).toBeGreaterThan(0);
+    });
+    layer.dispose();
+  });
+
+  it('combine(dispatch(x)) with identity experts and weights summing to 1 returns x', () => {
+    const T = 9, E = 4, k = 3;
+    const x = tf.tensor2d(randomArray(T * 6, 11), [T, 6]);
+    const idx = new Int32Array(T * k);
+    for (let t = 0; t < T; t++) for (let j = 0; j < k; j++) idx[t * k + j] = (t + j) % E;
+    const plan = planTokenChoice(idx, null, T, k, E);
+    const w = tf.tensor2d(Array.from({ length: T * k }, (_, a) => [0.5, 0.3, 0.2][a % k]), [T, k]);
+    const y = combine(dispatch(x, plan), w, plan);
+    expectClose(y.dataSync(), x.dataSync(), 1e-6, 1e-5);
+    expect(plan.tokensPerExpert.reduce((a, b) => a + b, 0)).toBe(T * k);
+  });
+
+  it('gradients w.r.t. gate and expert weights match finite differences', () => {
+    const layer = new MoELayer({ ...base, activation: 'gelu', capacityPolicy: 'dropless', capacityFactor: null, sharedExperts: 1 }, new Rng(4));
+    layer.gate.assign(tf.tensor(randomArray(12, 21, 2), [4, 3]));
+    const x = tf.tensor2d(randomArray(24, 22, 1), [6, 4]);
+    const c = tf.tensor2d(randomArray(24, 23, 1), [6, 4]);
+    const lossOf = () => tf.tidy(() => {
+      const out = layer.forward(x, { training: true });
+      return tf.add(tf.sum(tf.mul(out.y, c)), tf.mul(0.1, out.aux.switch!)) as tf.Scalar;
+    });
+    const { grads } = tf.variableGrads(lossOf, [layer.gate, layer.experts.w1, layer.shared!.w2]);
+    for (const v of [layer.gate, layer.experts.w1, layer.shared!.w2]) {
+      const orig = v.dataSync().slice() as Float32Array;
+      const fd = finiteDiff((arr) => { v.assign(tf.tensor(arr, v.shape)); return lossOf().dataSync()[0]; }, orig, 1e-2);
+      v.assign(tf.tensor(orig, v.shape));
+      expectClose(grads[v.name].dataSync(), Array.from(fd), 2e-4, 2e-2);
+    }
+    layer.dispose();
+  });
+
+  it('fine-grained experts: E·m experts of hidden H/m with k·m active', () => {
+    expect(fineGrained({ numExperts: 8, topK: 2, hidden: 2048 }, 4)).toEqual({ numExperts: 32, topK: 8, hidden: 512 });
+    expect(() => fineGrained({ numExperts: 8, topK: 2, hidden: 100 }, 3)).toThrow(/divisor/);
+  });
+
+  it('rejects a bad config naming the field', () => {
+    expect(() => new MoELayer({ ...base, topK: 4 }, new Rng(1))).toThrow(/topK = 4 exceeds numExperts = 3/);
+    expect(() => new MoELayer({ ...base, capacityFactor: 0 }, new Rng(1))).toThrow(/capacityFactor/);
+  });
+});
