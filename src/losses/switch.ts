@@ -10,13 +10,9 @@
  * f is a constant (routing decisions carry no gradient); the gradient reaches the router through P.
  */
 import * as tf from '@tensorflow/tfjs';
+import { stopGradient } from '../ops/stop_gradient.ts';
+export { stopGradient };
 import { checkIndices, checkNumExperts, checkRouting, checkStat } from './check.ts';
-
-/** y = x with dy/dx = 0: statistics such as load shares are constants to the balance losses. */
-export function stopGradient<T extends tf.Tensor>(x: T): T {
-  const f = (a: tf.Tensor) => ({ value: tf.clone(a), gradFunc: (dy: tf.Tensor) => [tf.zerosLike(dy)] });
-  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0])(x) as T;
-}
 
 /** counts_i = Σ_{t,j} [indices[t,j] = i] as float32 [E]; no checks (callers validate). */
 export function oneHotCounts(indices: tf.Tensor2D, numExperts: number): tf.Tensor1D {
