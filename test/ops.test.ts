@@ -45,3 +45,14 @@ describeBackends('TopK gradient', () => {
     expectClose(g, expected);
   });
 });
+
+describeBackends('stopGradient', () => {
+  it('passes values through and contributes a zero gradient', async () => {
+    const { stopGradient } = await import('../src/ops/stop_gradient.ts');
+    const x = tf.tensor1d([1, -2, 3]);
+    expect(Array.from(stopGradient(x).dataSync())).toEqual([1, -2, 3]);
+    // d/dx [x² + x·stop(x)] = 2x + stop(x) = 3x
+    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.add(tf.square(v), tf.mul(v, stopGradient(v)))))(x);
+    expectClose(g.dataSync(), [3, -6, 9]);
+  });
+});
