@@ -11,7 +11,7 @@ program
   .version('0.1.0');
 
 // Command modules: each adds one subcommand. Keep this list sorted.
-const modules: Array<{ register: (p: Command) => void }> = [];
+const modules: Array<{ register: (p: Command) => void }> = [await import('./plan.ts'), await import('./simulate.ts')];
 for (const m of modules) m.register(program);
 
 try {

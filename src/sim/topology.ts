@@ -1,0 +1,105 @@
+/**
+ * Cluster topology for the communication model: nodes of GPUs joined by NVLink inside a node and RDMA NICs
+ * between nodes, plus each GPU's compute rate. Parsed from YAML with unknown fields rejected by name.
+ */
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { parseYamlSafe } from '../io/yaml_safe.ts';
+
+/** The YAML schema; every field is required unless it says default. */
+export const TopologySchema = z.strictObject({
+  /** Free-form label printed with results. */
+  name: z.string().default('cluster'),
+  nodes: z.int().min(1),
+  gpus_per_node: z.int().min(1),
+  /** NVLink/NVSwitch, per GPU and direction. */
+  intra_node: z.strictObject({
+    bandwidth_GB_per_s: z.number().positive(),
+    latency_us: z.number().min(0),
+  }),
+  /** RDMA NIC, per NIC and direction; GPUs of a node share nics_per_node NICs evenly. */
+  inter_node: z.strictObject({
+    bandwidth_Gbit_per_s: z.number().positive(),
+    latency_us: z.number().min(0),
+    nics_per_node: z.int().min(1).optional(),
+  }),
+  gpu: z.strictObject({
+    /** Dense peak of the expert GEMM dtype, TFLOP/s. */
+    tflops: z.number().positive(),
+    /** Fraction of peak the grouped expert GEMMs reach (default 1). */
+    mfu: z.number().gt(0).max(1).default(1),
+  }),
+});
+
+export type TopologyConfig = z.infer<typeof TopologySchema>;
+
+/** A topology in SI units, as the cost model uses it. */
+export interface Topology {
+  name: string;
+  nodes: number;
+  gpusPerNode: number;
+  gpus: number;
+  /** NVLink bytes/s and seconds per message. */
+  nvlinkBw: number;
+  nvlinkLat: number;
+  /** NIC bytes/s per NIC and seconds per message; NICs per node. */
+  nicBw: number;
+  nicLat: number;
+  nicsPerNode: number;
+  /** Achieved FLOP/s per GPU (tflops · 1e12 · mfu). */
+  flops: number;
+}
+
+/** Formats zod issues as one line naming each bad field. */
+export function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): string {
+  return `${source}: ` + issues.map((i) => {
+    const at = i.path.map(String).join('.');
+    if (i.code === 'unrecognized_keys') return `unknown field ${i.keys.map((k) => (at ? `${at}.${k}` : k)).join(', ')}`;
+    if (i.code === 'invalid_type' && i.message.endsWith('received undefined')) return `missing field ${at}`;
+    return `field ${at || '(root)'}: ${i.message}`;
+  }).join('; ');
+}
+
+/** Parses YAML safely (src/io/yaml_safe.ts: core schema, unique keys, capped aliases) and validates it; errors name the field. */
+export function parseYaml<T extends z.ZodType>(text: string, schema: T, source: string): z.infer<T> {
+  const doc = parseYamlSafe(text, source);
+  if (doc === null || doc === undefined) throw new Error(`${source} is empty`);
+  const r = schema.safeParse(doc);
+  if (!r.success) throw new Error(formatIssues(source, r.error.issues));
+  return r.data;
+}
+
+/** Converts the YAML form to SI units; checks NIC sharing divides the node. */
+export function toTopology(c: TopologyConfig): Topology {
+  const nics = c.inter_node.nics_per_node ?? c.gpus_per_node;
+  if (c.gpus_per_node % nics !== 0) throw new Error(`inter_node.nics_per_node ${nics} does not divide gpus_per_node ${c.gpus_per_node}`);
+  return {
+    name: c.name,
+    nodes: c.nodes,
+    gpusPerNode: c.gpus_per_node,
+    gpus: c.nodes * c.gpus_per_node,
+    nvlinkBw: c.intra_node.bandwidth_GB_per_s * 1e9,
+    nvlinkLat: c.intra_node.latency_us * 1e-6,
+    nicBw: (c.inter_node.bandwidth_Gbit_per_s * 1e9) / 8,
+    nicLat: c.inter_node.latency_us * 1e-6,
+    nicsPerNode: nics,
+    flops: c.gpu.tflops * 1e12 * c.gpu.mfu,
+  };
+}
+
+/** Reads and validates a topology YAML file. */
+export async function readTopology(path: string): Promise<Topology> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new Error(`topology file not found: ${path}`);
+  }
+  return toTopology(parseYaml(text, TopologySchema, path));
+}
+
+/** The same topology with a different node count (for sweeps over cluster size). */
+export function withNodes(t: Topology, nodes: number, gpusPerNode = t.gpusPerNode): Topology {
+  const nics = Math.min(t.nicsPerNode, gpusPerNode);
+  return { ...t, nodes, gpusPerNode, gpus: nodes * gpusPerNode, nicsPerNode: gpusPerNode % nics === 0 ? nics : gpusPerNode };
+}
