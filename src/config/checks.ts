@@ -1,0 +1,111 @@
+/**
+ * Cross-field rules of the run config (issue 11's and the obvious ones). Each returns a message naming
+ * the fields, their values and what would be allowed. They run only once every single field is valid.
+ *
+ * Decisions:
+ * - capacity_factor is required by every drop policy but dropless, and an error with dropless (it would do
+ *   nothing, and a user who set it expects drops).
+ * - expert_choice has its own capacity (each expert takes its top C = ⌈T·k·capacity_factor/E⌉ tokens;
+ *   a token no expert picks rides the residual): it needs capacity_factor and ignores drop_policy, which
+ *   must stay at its default 'dropless' (any other value would look meaningful and is not).
+ * - capacity vs tokens is an error, not a warning: with capacity_factor·T·k/E < 1 every expert's capacity
+ *   rounds up to 1, so the factor no longer means what it says (and drops dominate).
+ */
+import type { Config } from '../config.ts';
+import type { ConfigIssue } from './errors.ts';
+
+const divisors = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
+const list = (xs: number[]) => (xs.length > 12 ? `${xs.slice(0, 12).join(', ')}, ...` : xs.join(', '));
+const TOKEN_DROP_POLICIES = 'drop-position | drop-probability | reroute | pad';
+
+/** Every cross-field problem of a config whose fields are individually valid. */
+export function crossChecks(c: Config): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const bad = (path: string, message: string) => out.push({ path, message });
+  const m = c.fine_grained;
+  const E = c.expert_num * m; // experts actually routed to (fine-grained)
+  const k = c.top_k * m;
+  const T = c.batch_size * c.seq_len; // tokens per micro-batch entering each MoE layer
+  const r = c.router;
+  const ec = r.type === 'expert_choice';
+
+  // Model shape.
+  if (c.top_k > c.expert_num) bad('top_k', `top_k = ${c.top_k} exceeds expert_num = ${c.expert_num}; allowed: 1..${c.expert_num}`);
+  if (c.expert_hidden % m !== 0) {
+    bad('fine_grained', `expert_hidden = ${c.expert_hidden} is not divisible by fine_grained = ${m} (each of the m pieces has width expert_hidden/m); allowed: ${list(divisors(c.expert_hidden))}`);
+  }
+  if (c.model_type === 'moe_llama') {
+    if (c.dim % c.heads !== 0) bad('heads', `dim = ${c.dim} is not divisible by heads = ${c.heads}; allowed: ${list(divisors(c.dim))}`);
+    else if (c.positions === 'rotary' && (c.dim / c.heads) % 2 !== 0) {
+      bad('heads', `rotary positions rotate pairs of channels, so the head width dim/heads = ${c.dim}/${c.heads} = ${c.dim / c.heads} must be even; allowed heads: ${list(divisors(c.dim).filter((h) => (c.dim / h) % 2 === 0))} (or positions: learned)`);
+    }
+  }
+
+  // Router groups (DeepSeek-V3 group-limited routing).
+  if (E % r.num_groups !== 0) {
+    bad('router.num_groups', `router.num_groups = ${r.num_groups} does not divide the expert count expert_num·fine_grained = ${E}; allowed: ${list(divisors(E))}`);
+  } else if (r.topk_groups > r.num_groups) {
+    bad('router.topk_groups', `router.topk_groups = ${r.topk_groups} exceeds router.num_groups = ${r.num_groups}; allowed: 1..${r.num_groups}`);
+  } else if (r.type === 'group_limited' && k > r.topk_groups * (E / r.num_groups)) {
+    const need = Math.ceil(k / (E / r.num_groups));
+    bad('router.topk_groups', `group_limited routing keeps router.topk_groups = ${r.topk_groups} group(s) of E/num_groups = ${E / r.num_groups} experts, fewer than the top_k·fine_grained = ${k} experts a token picks; allowed: topk_groups ≥ ${need} (or lower top_k)`);
+  }
+
+  // Capacity, drop policy and expert choice.
+  if (ec) {
+    if (c.capacity_factor === null) bad('capacity_factor', `router.type expert_choice needs capacity_factor (each expert takes C = ⌈T·k·capacity_factor/E⌉ tokens); got null; allowed: a number > 0, e.g. 1 or 2`);
+    if (c.drop_policy !== 'dropless') bad('drop_policy', `drop_policy = "${c.drop_policy}" has no effect with router.type expert_choice (experts pick their top-C tokens; a token no expert picks rides the residual); remove it`);
+  } else if (c.drop_policy === 'dropless' && c.capacity_factor !== null) {
+    bad('capacity_factor', `capacity_factor = ${c.capacity_factor} has no effect with drop_policy dropless; remove it (null) or pick a drop policy (${TOKEN_DROP_POLICIES})`);
+  } else if (c.drop_policy !== 'dropless' && c.capacity_factor === null) {
+    bad('capacity_factor', `drop_policy "${c.drop_policy}" needs capacity_factor (capacity = ⌈capacity_factor·T·k/E⌉); got null; allowed: a number > 0 (e.g. 1.25), or drop_policy: dropless`);
+  }
+  if (c.capacity_factor !== null && (ec || c.drop_policy !== 'dropless')) {
+    const perExpert = (c.capacity_factor * T * k) / E;
+    if (perExpert < 1) {
+      bad('capacity_factor', `capacity_factor·T·k/E = ${c.capacity_factor}·${T}·${k}/${E} = ${+perExpert.toPrecision(3)} < 1 with T = batch_size·seq_len = ${T} tokens per micro-batch: every expert's capacity would round up to 1 token and the factor would not mean what it says; allowed: capacity_factor ≥ ${+(E / (T * k)).toPrecision(3)}, or more tokens per micro-batch`);
+    }
+  }
+
+  // Aux losses.
+  const a = c.aux_loss.type;
+  if (a === 'sequence' && c.model_type !== 'moe_llama') bad('aux_loss.type', `aux_loss.type "sequence" balances within each sequence and needs model_type moe_llama; got model_type "${c.model_type}"; allowed here: none | switch | kl | cv2 | variance | group`);
+  if (a === 'group' && c.parallel.ep_size === 1 && r.num_groups === 1) {
+    bad('aux_loss.type', `aux_loss.type "group" balances load across device groups, but parallel.ep_size = 1 and router.num_groups = 1 give a single group; allowed: parallel.ep_size > 1 or router.num_groups > 1, or another aux_loss.type`);
+  }
+
+  // Data.
+  if (c.data.source === 'file' && c.data.path === null) bad('data.path', 'data.source "file" needs data.path (a text file); got null');
+  if (c.data.source !== 'file' && c.data.path !== null) bad('data.path', `data.path = ${JSON.stringify(c.data.path)} is only read with data.source "file" (got source "${c.data.source}"); remove it or set data.source: file`);
+  if (c.model_type === 'moe_mlp' && c.data.source !== 'synthetic') bad('data.source', `model_type moe_mlp trains on random inputs and targets (seed 000) and needs data.source "synthetic"; got "${c.data.source}"`);
+
+  // Schedule.
+  if (c.warmup_steps > c.steps) bad('warmup_steps', `warmup_steps = ${c.warmup_steps} exceeds steps = ${c.steps}; allowed: 0..${c.steps}`);
+  if (c.eval_every > c.steps) bad('eval_every', `eval_every = ${c.eval_every} exceeds steps = ${c.steps} (no evaluation would run); allowed: 0 (never) or 1..${c.steps}`);
+
+  // Expert parallelism.
+  const p = c.parallel;
+  if (p.placement === null && E % p.ep_size !== 0) {
+    bad('parallel.ep_size', `the expert count expert_num·fine_grained = ${E} is not divisible by parallel.ep_size = ${p.ep_size} (each rank owns E/ep_size experts); allowed: ${list(divisors(E))}, or a parallel.placement map`);
+  }
+  if (p.ep_size % p.nodes !== 0) bad('parallel.nodes', `parallel.ep_size = ${p.ep_size} ranks cannot be split evenly into parallel.nodes = ${p.nodes} nodes; allowed: ${list(divisors(p.ep_size))}`);
+  if (p.chunks > T) bad('parallel.chunks', `parallel.chunks = ${p.chunks} exceeds the ${T} tokens per micro-batch (batch_size·seq_len); allowed: 1..${T}`);
+
+  // Balance controllers.
+  const b = c.balance;
+  if (b.aux_free.enabled && r.type !== 'topk' && r.type !== 'group_limited') {
+    bad('balance.aux_free.enabled', `aux-loss-free balancing adds a selection bias that only router.type topk and group_limited take; got router.type "${r.type}"`);
+  }
+  const dc = b.dynamic_capacity;
+  if (dc.enabled && c.capacity_factor === null) bad('balance.dynamic_capacity.enabled', 'dynamic capacity adapts capacity_factor, which is null (drop_policy dropless); set capacity_factor and a drop policy, or disable it');
+  if (dc.min_factor > dc.max_factor) bad('balance.dynamic_capacity.min_factor', `min_factor = ${dc.min_factor} exceeds max_factor = ${dc.max_factor}`);
+  if (dc.underload_threshold >= dc.overload_threshold) {
+    bad('balance.dynamic_capacity.underload_threshold', `underload_threshold = ${dc.underload_threshold} must be below overload_threshold = ${dc.overload_threshold}`);
+  }
+  const gr = b.grad_reweight;
+  if (gr.low >= gr.high) bad('balance.grad_reweight.low', `low = ${gr.low} must be below high = ${gr.high}`);
+  if (b.sparse_accumulation.enabled && c.grad_accum_steps === 1) {
+    bad('balance.sparse_accumulation.enabled', 'sparse expert gradient accumulation needs grad_accum_steps > 1 (it counts the micro-batches each expert was active in); got grad_accum_steps = 1');
+  }
+  return out;
+}
