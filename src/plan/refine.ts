@@ -47,11 +47,15 @@ export function localSearch(
   const eps = 1e-12 * Math.max(total, 1e-300);
   const gpu = (s: number): number => Math.floor(s / S);
   const node = (g: number): number => Math.floor(g / gpn);
-  const delta = new Float64Array(numGpus); // load change per GPU of one candidate re-split
-  const marked = new Uint8Array(numGpus);
-  const touched: number[] = [];
-  const bump = (g: number, d: number): void => { if (!marked[g]) { marked[g] = 1; touched.push(g); } delta[g] += d; };
+  // Load changes per GPU of a candidate re-split: from the receiving expert v, and from the donor u.
+  const delta = new Float64Array(numGpus), marked = new Uint8Array(numGpus), touched: number[] = [];
+  const du = new Float64Array(numGpus), uMarked = new Uint8Array(numGpus), uTouched: number[] = [];
+  const bump = (g: number, d: number, acc: Float64Array, mark: Uint8Array, list: number[]): void => {
+    if (!mark[g]) { mark[g] = 1; list.push(g); }
+    acc[g] += d;
+  };
   const clear = (): void => { for (const g of touched) { delta[g] = 0; marked[g] = 0; } touched.length = 0; };
+  const clearU = (): void => { for (const g of uTouched) { du[g] = 0; uMarked[g] = 0; } uTouched.length = 0; };
 
   for (let move = 0; move < maxMoves; move++) {
     const loads = gpuLoads(w, slots, numGpus);
@@ -77,24 +81,46 @@ export function localSearch(
         }
       }
     }
-    // re-split: one replica of donor u becomes a replica of v (an expert on A)
+    // re-split: one replica of donor u becomes a replica of v (an expert on A). v's part of the change is the
+    // same for every donor: price it once (dv on v's GPUs, sorted), then each candidate only walks u's GPUs.
     const onA = new Set(Array.from(slots.subarray(A * S, (A + 1) * S)));
     for (const v of onA) {
       const lvOld = w[v] / cnt[v], lvNew = w[v] / (cnt[v] + 1);
+      clear();
+      for (const t of slotsOf[v]) bump(gpu(t), lvNew - lvOld, delta, marked, touched);
+      const vGpus = touched.slice().sort((x, y) => loads[y] + delta[y] - (loads[x] + delta[x]));
       for (let u = 0; u < E; u++) {
         if (u === v || cnt[u] < 2) continue;
         if (keepNodes && node(gpu(slotsOf[u][0])) !== node(gpu(slotsOf[v][0]))) continue;
         const luOld = w[u] / cnt[u], luNew = w[u] / (cnt[u] - 1);
-        for (const s of slotsOf[u]) {
-          clear();
-          for (const t of slotsOf[u]) bump(gpu(t), t === s ? lvNew - luOld : luNew - luOld);
-          for (const t of slotsOf[v]) bump(gpu(t), lvNew - lvOld);
-          let val = -Infinity;
-          for (const g of touched) val = Math.max(val, loads[g] + delta[g]);
-          if (val < bestVal) { bestVal = val; const [x, vv, uu] = [s, v, u]; apply = () => { slots[x] = vv; cnt[vv]++; cnt[uu]--; }; }
+        if (luNew >= bestVal) continue; // a remaining replica of u alone would reach the peak
+        // u loses one replica's worth on every GPU holding it (du); the converted slot's GPU then trades
+        // u's new load for v's: base + (lvNew − luNew). Top-2 of base prices every choice of slot in O(1).
+        const us = slotsOf[u];
+        clearU();
+        for (let j = 0; j < us.length; j++) bump(gpu(us[j]), luNew - luOld, du, uMarked, uTouched);
+        let g1 = -1, b1 = -Infinity, b2 = -Infinity;
+        for (let j = 0; j < uTouched.length; j++) {
+          const g = uTouched[j], b = loads[g] + delta[g] + du[g];
+          if (b > b1) { b2 = b1; b1 = b; g1 = g; } else if (b > b2) b2 = b;
+        }
+        let vRest = -Infinity;
+        for (let j = 0; j < vGpus.length; j++) {
+          const g = vGpus[j];
+          if (!uMarked[g]) { vRest = loads[g] + delta[g]; break; } // the highest v-GPU that u leaves alone
+        }
+        for (let j = 0; j < uTouched.length; j++) {
+          const g = uTouched[j];
+          const val = Math.max(loads[g] + delta[g] + du[g] + lvNew - luNew, g === g1 ? b2 : b1, vRest);
+          if (val < bestVal) {
+            bestVal = val;
+            const x = us.find((t) => gpu(t) === g)!, vv = v, uu = u;
+            apply = () => { slots[x] = vv; cnt[vv]++; cnt[uu]--; };
+          }
         }
       }
     }
+    clearU();
     clear();
     if (!apply) break;
     (apply as () => void)();
