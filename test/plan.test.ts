@@ -14,6 +14,7 @@ import { rebalanceExpertsBest } from '../src/plan/refine.ts';
 import { argsortDescTorchCpu } from '../src/plan/torch_sort.ts';
 import { planPlacement } from '../src/plan/planner.ts';
 import { balancedness, gpuLoads, roundRobinLoads } from '../src/plan/balancedness.ts';
+import { readPlacement, toSglang, toVllm } from '../src/plan/placement_io.ts';
 import { Rng } from '../src/rng.ts';
 
 const run = promisify(execFile);
@@ -176,6 +177,26 @@ describe('balancedness and inter-node volume', () => {
     expect(r.interNode.hierarchicalBefore[0]).toBeCloseTo(5 / 6, 14);
     expect(r.interNode.hierarchicalAfter[0]).toBeCloseTo(5 / 6, 14);
     expect(r.balancedness[0]).toBe(1);
+  });
+});
+
+describe('placement files for engines', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-place-'));
+  it('SGLang map fills layers without a plan with the trivial map; vLLM record keys; both read back', async () => {
+    // MoE layers 1 and 3 (Megatron ids), 4 experts, 6 slots: rows 0 and 2 get slot i -> i mod 4.
+    const phy = [[0, 1, 2, 3, 0, 1], [3, 2, 1, 0, 3, 2]];
+    const sg = toSglang(phy, [1, 3], 4);
+    expect(sg.physical_to_logical_map).toEqual([[0, 1, 2, 3, 0, 1], phy[0], [0, 1, 2, 3, 0, 1], phy[1]]);
+    const vl = toVllm(phy, 4);
+    expect(vl).toEqual({ record_type: 'eplb_initial_mapping', version: 1, num_redundant_experts: 2, num_slots: 6, initial_global_assignments: { 0: phy[0], 1: phy[1] } });
+    writeFileSync(join(dir, 'sg.json'), JSON.stringify(sg));
+    writeFileSync(join(dir, 'vl.jsonl'), JSON.stringify(vl) + '\n');
+    writeFileSync(join(dir, 'ours.json'), JSON.stringify({ phy2log: phy }));
+    expect(await readPlacement(join(dir, 'sg.json'))).toEqual(sg.physical_to_logical_map);
+    expect(await readPlacement(join(dir, 'vl.jsonl'))).toEqual(phy);
+    expect(await readPlacement(join(dir, 'ours.json'))).toEqual(phy);
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ phy2log: [[0, 1], [2]] }));
+    await expect(readPlacement(join(dir, 'bad.json'))).rejects.toThrow(/phy2log\[1\] has 1 slots, expected 2/);
   });
 });
 
