@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import './ops/topk_grad.ts';
+import './ops/matmul_grad.ts';
 
 export type BackendName = 'wasm' | 'cpu' | 'webgpu';
 export const BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'webgpu'];

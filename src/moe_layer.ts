@@ -10,6 +10,7 @@ import { createExperts, ffn, initVariable, runExperts, type Activation, type Exp
 import { switchLoss, klUniformLoss, cvSquaredLoss, loadVarianceLoss, zLoss, sequenceAuxLoss, groupAuxLoss } from './losses/index.ts';
 import { takeAlongRows } from './ops/take_along_rows.ts';
 import { Rng } from './rng.ts';
+import { gumbelNoise } from './router/gumbel.ts';
 import { route, type RouterConfig } from './router/route.ts';
 import type { Routing, TokenChoiceRouting } from './router/types.ts';
 
@@ -122,7 +123,8 @@ export class MoELayer {
     this.config = config;
     const { dim: D, hidden: H, numExperts: E, activation, sharedExperts } = config;
     this.gate = initVariable(rng, [D, E], 0.02);
-    this.noiseGate = (config.router.type as string) === 'noisy_topk' ? initVariable(rng, [D, E], 0.02) : null;
+    // Shazeer et al. init W_noise at zero: noise std starts at softplus(0) = ln 2.
+    this.noiseGate = config.router.type === 'noisy_topk' ? tf.variable(tf.zeros([D, E])) : null;
     this.experts = createExperts(rng, E, D, H, activation, config.downScale ?? 1);
     this.shared = sharedExperts > 0 ? createExperts(rng, 1, D, H * sharedExperts, activation, config.downScale ?? 1) : null;
     this.expertBias = tf.variable(tf.zeros([E]), false);
@@ -149,7 +151,21 @@ export class MoELayer {
   /** Router step: logits = x · W_gate, then the configured router. */
   route(x: tf.Tensor2D, ctx: ForwardContext): Routing {
     const logits = tf.matMul(x, this.gate) as tf.Tensor2D; // [T, E]
-    return route(this.config.router, logits, { k: this.config.topK, training: ctx.training, bias: this.expertBias as tf.Tensor as tf.Tensor1D });
+    const [T, E] = logits.shape;
+    const type = this.config.router.type;
+    const noisy = type === 'noisy_topk' && ctx.training;
+    const gumbel = type === 'gumbel' && ctx.training;
+    if ((noisy || gumbel) && !ctx.rng) throw new Error(`MoELayer: router '${type}' needs ctx.rng for its noise in training`);
+    return route(this.config.router, logits, {
+      k: this.config.topK,
+      training: ctx.training,
+      bias: this.expertBias as tf.Tensor as tf.Tensor1D,
+      noiseLogits: this.noiseGate ? (tf.matMul(x, this.noiseGate) as tf.Tensor2D) : undefined,
+      noise: noisy ? tf.randomNormal([T, E], 0, 1, 'float32', ctx.rng!.seed()) as tf.Tensor2D : undefined,
+      noiseScale: ctx.noiseScale,
+      gumbel: gumbel ? gumbelNoise([T, E], ctx.rng!) : undefined,
+      tau: ctx.tau,
+    });
   }
 
   /** Capacity + routing map (a host sync on the [T, k] decisions). */

@@ -116,3 +116,35 @@ describeBackends('MoELayer', () => {
     expect(() => new MoELayer({ ...base, capacityFactor: 0 }, new Rng(1))).toThrow(/capacityFactor/);
   });
 });
+
+describeBackends('MoELayer with every router', () => {
+  const routers: MoEConfig['router'][] = [
+    { type: 'topk', scoring: 'sigmoid' },
+    { type: 'topk', order: 'topk-softmax' },
+    { type: 'noisy_topk' },
+    { type: 'gumbel' },
+    { type: 'expert_choice', capacityFactor: 1 },
+    { type: 'sinkhorn' },
+    { type: 'group_limited', numGroups: 2, topkGroups: 1 },
+  ];
+  for (const router of routers) {
+    it(`${JSON.stringify(router)}: trains the gate, keeps the load invariants`, () => {
+      const layer = new MoELayer({ ...base, numExperts: 4, router, capacityFactor: null, capacityPolicy: 'dropless', auxLosses: ['switch', 'z', 'kl'] }, new Rng(7));
+      const rng = new Rng(8);
+      const T = 12;
+      const x = tf.tensor2d(randomArray(T * 4, 31, 1), [T, 4]);
+      const { value, grads } = tf.variableGrads(() => {
+        const out = layer.forward(x, { training: true, rng, tau: 0.7 });
+        const load = Array.from(out.stats.load);
+        expect(load.reduce((a, b) => a + b, 0)).toBe(out.stats.assignments - out.stats.dropped);
+        if (router.type === 'expert_choice') expect(load).toEqual(new Array(4).fill(Math.ceil(T * 2 / 4)));
+        else expect(out.stats.assignments).toBe(T * 2);
+        return tf.add(tf.sum(tf.square(out.y)), out.aux.kl!) as tf.Scalar;
+      }, [layer.gate, layer.experts.w1]);
+      expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+      const gGate = grads[layer.gate.name].abs().sum().dataSync()[0];
+      expect(gGate).toBeGreaterThan(0);
+      layer.dispose();
+    });
+  }
+});

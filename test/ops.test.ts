@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { it, expect } from 'vitest';
 import { gatherRows } from '../src/ops/gather_rows.ts';
 import { scatterRows } from '../src/ops/scatter_rows.ts';
-import { describeBackends, expectClose, randomArray } from './helpers.ts';
+import { describeBackends, expectClose, finiteDiff, randomArray } from './helpers.ts';
 
 describeBackends('gatherRows / scatterRows', () => {
   it('gathers rows and scatters gradients back, summing duplicates', () => {
@@ -54,5 +54,25 @@ describeBackends('stopGradient', () => {
     // d/dx [x² + x·stop(x)] = 2x + stop(x) = 3x
     const g = tf.grad((v: tf.Tensor) => tf.sum(tf.add(tf.square(v), tf.mul(v, stopGradient(v)))))(x);
     expectClose(g.dataSync(), [3, -6, 9]);
+  });
+});
+
+describeBackends('BatchMatMul gradient (explicit transposes)', () => {
+  it('matches finite differences for every transpose flag and for batched operands', async () => {
+    await import('../src/ops/matmul_grad.ts');
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[3, 4], [4, 2], false, false], [[4, 3], [4, 2], true, false], [[3, 4], [2, 4], false, true],
+      [[4, 3], [2, 4], true, true], [[2, 3, 4], [2, 4, 5], false, false],
+    ];
+    for (const [sa, sb, ta, tb] of cases) {
+      const a0 = randomArray(sa.reduce((x, y) => x * y, 1), 51, 1);
+      const b0 = randomArray(sb.reduce((x, y) => x * y, 1), 52, 1);
+      const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.matMul(a, b, ta, tb))) as tf.Scalar;
+      const [ga, gb] = tf.grads(f)([tf.tensor(a0, sa), tf.tensor(b0, sb)]);
+      const fa = finiteDiff((x) => f(tf.tensor(x, sa), tf.tensor(b0, sb)).dataSync()[0], a0.slice(), 1e-2);
+      const fb = finiteDiff((x) => f(tf.tensor(a0, sa), tf.tensor(x, sb)).dataSync()[0], b0.slice(), 1e-2);
+      expectClose(ga.dataSync(), Array.from(fa), 2e-3, 2e-3);
+      expectClose(gb.dataSync(), Array.from(fb), 2e-3, 2e-3);
+    }
   });
 });
