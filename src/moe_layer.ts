@@ -107,6 +107,15 @@ export function fineGrained<T extends Pick<MoEConfig, 'numExperts' | 'topK' | 'h
   return { ...c, numExperts: c.numExperts * m, topK: c.topK * m, hidden: c.hidden / m };
 }
 
+/**
+ * Where routed experts run. The default runs them in this thread on this layer's weights; expert
+ * parallelism (src/parallel/) supplies one that ships rows to worker threads owning the experts.
+ * It must be differentiable in xs and return rows in the same order.
+ */
+export interface ExpertExecutor {
+  run(xs: tf.Tensor2D, plan: DispatchPlan): tf.Tensor2D;
+}
+
 export class MoELayer {
   readonly config: MoEConfig;
   /** [D, E] router (gate) weights. */
@@ -117,6 +126,8 @@ export class MoELayer {
   readonly shared: ExpertWeights | null;
   /** [E] selection bias for aux-loss-free balancing (not trained by gradients; a controller updates it). */
   readonly expertBias: tf.Variable;
+  /** null: experts run here, on `experts`. */
+  executor: ExpertExecutor | null = null;
 
   constructor(config: MoEConfig, rng: Rng) {
     checkMoEConfig(config);
@@ -191,7 +202,8 @@ export class MoELayer {
     const routing = this.route(x, ctx);
     const { plan, weights, cap } = this.plan(routing);
     const xs = dispatch(x, plan); // [N, D]
-    const ys = runExperts(xs, this.experts, plan.tokensPerExpert, this.config.activation); // [N, D]
+    const ys = this.executor ? this.executor.run(xs, plan) // [N, D]
+      : runExperts(xs, this.experts, plan.tokensPerExpert, this.config.activation);
     let y = combine(ys, weights, plan); // [T, D]
     if (this.shared) {
       const s = this.shared;
