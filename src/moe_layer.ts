@@ -126,6 +126,10 @@ export class MoELayer {
   readonly shared: ExpertWeights | null;
   /** [E] selection bias for aux-loss-free balancing (not trained by gradients; a controller updates it). */
   readonly expertBias: tf.Variable;
+  /** [E] added to the router logits (load-aware gate adjustment); zeros unless a controller sets it. */
+  readonly logitAdjust: tf.Variable;
+  /** the capacity factor in force (a dynamic-capacity controller may change it between steps). */
+  capacityFactor: number | null;
   /** null: experts run here, on `experts`. */
   executor: ExpertExecutor | null = null;
 
@@ -139,6 +143,8 @@ export class MoELayer {
     this.experts = createExperts(rng, E, D, H, activation, config.downScale ?? 1);
     this.shared = sharedExperts > 0 ? createExperts(rng, 1, D, H * sharedExperts, activation, config.downScale ?? 1) : null;
     this.expertBias = tf.variable(tf.zeros([E]), false);
+    this.logitAdjust = tf.variable(tf.zeros([E]), false);
+    this.capacityFactor = config.capacityFactor;
   }
 
   /** Trainable variables by checkpoint name (relative to the layer's prefix). */
@@ -161,7 +167,7 @@ export class MoELayer {
 
   /** Router step: logits = x · W_gate, then the configured router. */
   route(x: tf.Tensor2D, ctx: ForwardContext): Routing {
-    const logits = tf.matMul(x, this.gate) as tf.Tensor2D; // [T, E]
+    const logits = tf.add(tf.matMul(x, this.gate), this.logitAdjust) as tf.Tensor2D; // [T, E]
     const [T, E] = logits.shape;
     const type = this.config.router.type;
     const noisy = type === 'noisy_topk' && ctx.training;
@@ -189,7 +195,7 @@ export class MoELayer {
     const T = routing.indices.shape[0];
     const cap = applyCapacity(
       { indices: routing.indices.dataSync() as Int32Array, probs: routing.probs.dataSync() as Float32Array, numTokens: T, topK: k, numExperts: E },
-      this.config.capacityPolicy, this.config.capacityFactor ?? 1,
+      this.config.capacityPolicy, this.capacityFactor ?? 1,
     );
     const plan = planTokenChoice(cap.indices, cap.keep, T, k, E, this.config.capacityPolicy === 'pad' ? cap.capacity! : undefined);
     // Rerouted assignments carry the router probability of their new expert.
@@ -261,7 +267,7 @@ export class MoELayer {
   }
 
   dispose(): void {
-    for (const v of [...this.variables(), this.expertBias]) v.dispose();
+    for (const v of [...this.variables(), this.expertBias, this.logitAdjust]) v.dispose();
   }
 }
 
