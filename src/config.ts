@@ -53,7 +53,7 @@ const num = (lo: number | null, hi: number | null, open: { lo?: boolean; hi?: bo
   if (hi !== null) s = open.hi ? s.lt(hi, { error: a }) : s.lte(hi, { error: a });
   return s;
 };
-const oneOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `one of ${values.join(' | ')}` });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `one of ${values.join(' | ')}` });
 const bool = () => z.boolean({ error: 'true or false' });
 /** A nested section; absent means all its defaults (`{} as never`: every field has a default, which TS can't see through S). */
 const section = <S extends z.ZodRawShape>(name: string, shape: S) =>

@@ -8,6 +8,7 @@ import { applyCapacity, type CapacityPolicy, type CapacityResult } from './capac
 import { combine, dispatch, planExpertChoice, planTokenChoice, type DispatchPlan } from './dispatch.ts';
 import { createExperts, ffn, initVariable, runExperts, type Activation, type ExpertWeights } from './experts.ts';
 import { switchLoss, klUniformLoss, cvSquaredLoss, loadVarianceLoss, zLoss, sequenceAuxLoss, groupAuxLoss } from './losses/index.ts';
+import { GLOBAL_AUX, globalBatchAux, type GlobalAuxName, type GlobalBalanceStats } from './losses/global_batch.ts';
 import { takeAlongRows } from './ops/take_along_rows.ts';
 import { Rng } from './rng.ts';
 import { gumbelNoise } from './router/gumbel.ts';
@@ -78,6 +79,8 @@ export interface ForwardContext {
   tau?: number;
   /** noise multiplier for noisy top-k (annealing). */
   noiseScale?: number;
+  /** under gradient accumulation: this layer's balance statistics over the whole step (global-batch balancing). */
+  globalStats?: GlobalBalanceStats;
 }
 
 /** Mean entropy of the rows of probs: (1/T) Σ_t −Σ_i p log p. */
@@ -215,14 +218,22 @@ export class MoELayer {
       const s = this.shared;
       y = tf.add(y, ffn(x, s.w1.squeeze([0]) as tf.Tensor2D, s.w2.squeeze([0]) as tf.Tensor2D, s.w3 ? (s.w3.squeeze([0]) as tf.Tensor2D) : null, this.config.activation)) as tf.Tensor2D;
     }
-    return { y, aux: this.auxLosses(routing), stats: this.stats(routing, plan, cap), routing };
+    return { y, aux: this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap), routing };
   }
 
-  /** The configured aux losses on the router's own choices (before capacity, as Megatron-Core does). */
-  auxLosses(routing: Routing): Partial<Record<AuxLossName, tf.Scalar>> {
+  /**
+   * The configured aux losses on the router's own choices (before capacity, as Megatron-Core does).
+   * With `global` (gradient accumulation) the count-based losses use the whole step's statistics and the
+   * per-token ones (z, sequence, variance) are weighted by this micro-batch's token share.
+   */
+  auxLosses(routing: Routing, global?: GlobalBalanceStats): Partial<Record<AuxLossName, tf.Scalar>> {
     const { numExperts: E, auxLosses, seqLen, expertToGroup } = this.config;
     const out: Partial<Record<AuxLossName, tf.Scalar>> = {};
     for (const name of auxLosses) {
+      if (global && GLOBAL_AUX.includes(name)) {
+        out[name] = globalBatchAux(name as GlobalAuxName, tf.mean(routing.probs, 0) as tf.Tensor1D, global, expertToGroup);
+        continue;
+      }
       if (name === 'z') { out.z = zLoss(routing.logits); continue; }
       if (name === 'kl') { out.kl = klUniformLoss(routing.probs); continue; }
       if (routing.kind !== 'token-choice') continue; // count-based losses need token-choice indices
@@ -235,6 +246,7 @@ export class MoELayer {
         case 'group': out.group = groupAuxLoss(probs, indices, expertToGroup!); break;
       }
     }
+    if (global) for (const k of Object.keys(out) as AuxLossName[]) if (!GLOBAL_AUX.includes(k)) out[k] = tf.mul(out[k]!, global.tokenShare) as tf.Scalar;
     return out;
   }
 

@@ -11,7 +11,9 @@ program
   .version('0.1.0');
 
 // Command modules: each adds one subcommand. Keep this list sorted.
-const modules: Array<{ register: (p: Command) => void }> = [await import('./plan.ts'), await import('./simulate.ts')];
+const modules: Array<{ register: (p: Command) => void }> = [
+  await import('./plan.ts'), await import('./simulate.ts'), await import('./train.ts'),
+];
 for (const m of modules) m.register(program);
 
 try {

@@ -1,0 +1,108 @@
+/** `switchyard train` and `switchyard demo`: wiring from flags to the trainer, progress and signals. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { loadConfig, type Config } from '../config.ts';
+import { createProgress, loadBar, summaryTable } from '../metrics/terminal.ts';
+import { summarizeLoad } from '../metrics/balance.ts';
+import { train, type TrainSummary } from '../train/trainer.ts';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** The repository's configs/ folder (the demo's config ships there). */
+export const CONFIG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../configs');
+
+/** Runs training with a progress display; SIGINT saves a checkpoint and stops cleanly. */
+export async function runTraining(cfg: Config, outDir: string, resume: boolean): Promise<TrainSummary> {
+  const tty = Boolean(process.stderr.isTTY);
+  const progress = createProgress({ total: cfg.steps, tty });
+  const stop = { requested: false };
+  const onSigint = () => {
+    if (stop.requested) process.exit(130); // a second Ctrl-C does not wait
+    stop.requested = true;
+    progress.log('SIGINT: saving a checkpoint after this step (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await train(cfg, {
+      outDir, resume, stop,
+      log: (line) => progress.log(line),
+      onRecord: (r, bar) => {
+        progress.update(r.step, { loss: r.loss, load_cv: r.load_cv, maxvio: r.maxvio, loadBar: bar });
+        if (typeof r.val_loss === "number") progress.log(`step ${r.step}: val_loss ${r.val_loss.toFixed(4)} (ppl ${r.val_ppl?.toFixed(2)})`);
+      },
+    });
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** The end-of-run table: losses, then per layer the load shares and balance numbers. */
+export function summaryText(s: TrainSummary): string {
+  const head = summaryTable([
+    { metric: 'task loss (first step)', value: s.first_loss },
+    { metric: 'task loss (last step)', value: s.final_loss },
+    { metric: 'validation loss', value: s.val_loss },
+    { metric: 'validation perplexity', value: s.val_ppl },
+    { metric: 'tokens/s', value: s.tokens_per_s },
+    { metric: 'parameters', value: s.params },
+  ], ['metric', { key: 'value', digits: 4 }]);
+  const rows = s.per_layer_load.map((load, l) => {
+    const m = summarizeLoad(load);
+    return { layer: l, load: loadBar(load, 32), shares: m.share.map((x) => (100 * x).toFixed(1)).join(' '), cv: m.cv, maxvio: m.maxVio };
+  });
+  return `${head}\n\nexpert load of the last step (shares in %):\n${summaryTable(rows, ['layer', 'load', 'shares', { key: 'cv', digits: 3 }, { key: 'maxvio', digits: 3 }])}`;
+}
+
+export function register(program: Command): void {
+  program.command('train')
+    .description('train an MoE model from a YAML config into a run folder')
+    .option('--config <file>', 'YAML config (see configs/)')
+    .option('--out <dir>', 'run folder (default runs/<config name>-<time>)')
+    .option('--steps <n>', 'override steps')
+    .option('--backend <name>', 'override backend: wasm | cpu | webgpu')
+    .option('--set <key=value>', 'override a config field (repeatable), e.g. --set router.type=sinkhorn', collect, [])
+    .option('--resume <run_dir>', 'continue the run in this folder from its newest checkpoint')
+    .option('--report', 'write report.html into the run folder at the end')
+    .action(async (o: { config?: string; out?: string; steps?: string; backend?: string; set: string[]; resume?: string; report?: boolean }) => {
+      const sets = [...o.set];
+      if (o.steps !== undefined) sets.push(`steps=${o.steps}`);
+      if (o.backend !== undefined) sets.push(`backend=${o.backend}`);
+      let outDir: string;
+      let cfg: Config;
+      if (o.resume) {
+        outDir = o.resume;
+        const saved = path.join(outDir, 'config.yaml');
+        if (!fs.existsSync(saved)) throw new Error(`--resume ${outDir}: no config.yaml there (not a run folder)`);
+        cfg = loadConfig(o.config ?? saved, sets);
+      } else {
+        if (!o.config) throw new Error('train: --config FILE is required (or --resume RUN_DIR)');
+        cfg = loadConfig(o.config, sets);
+        outDir = o.out ?? path.join('runs', `${path.basename(o.config, path.extname(o.config))}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      }
+      const s = await runTraining(cfg, outDir, Boolean(o.resume));
+      console.log(summaryText(s));
+      console.log(`\nrun folder: ${outDir}`);
+      if (o.report) {
+        const reportModule = '../report/index.ts'; // the report module is optional at type-check time
+        const { writeReport } = (await import(reportModule)) as { writeReport: (p: string) => Promise<string> };
+        console.log(`report: ${await writeReport(outDir)}`);
+      }
+    });
+
+  program.command('demo')
+    .description('train the built-in tiny MoE language model (configs/tiny.yaml) and print a summary')
+    .option('--out <dir>', 'run folder (default: a fresh temporary folder)')
+    .option('--set <key=value>', 'override a config field (repeatable)', collect, [])
+    .action(async (o: { out?: string; set: string[] }) => {
+      const cfg = loadConfig(path.join(CONFIG_DIR, 'tiny.yaml'), o.set);
+      const outDir = o.out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-demo-'));
+      console.log(`switchyard demo: ${cfg.layers}-layer MoE LM (${cfg.expert_num} experts, top-${cfg.top_k}) on nlp-corpus, ${cfg.steps} steps, backend ${cfg.backend}`);
+      const s = await runTraining(cfg, outDir, false);
+      console.log(summaryText(s));
+      console.log(`\nrun folder: ${outDir}  (metrics.jsonl, checkpoints/, summary.json)`);
+    });
+}

@@ -1,0 +1,202 @@
+/**
+ * The models Switchyard trains, built on MoELayer:
+ * - moe_llama: decoder-only LM (LLaMA style: RMSNorm, RoPE or learned positions, causal attention,
+ *   MoE FFN in every `moe_every`-th block, dense FFN elsewhere) — the seeds' "replace the LLaMA FFN with MoE";
+ * - moe_mlp: seed 000's experiment, MoE layers on random vectors with an MSE target.
+ * Parameters live in one name → variable map (the checkpoint's tensor names).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { denseHidden, type Config } from '../config.ts';
+import { ffn, initVariable, type Activation } from '../experts.ts';
+import { MoELayer, type AuxLossName, type ForwardContext, type MoEConfig, type MoEOutput } from '../moe_layer.ts';
+import { gatherRows } from '../ops/gather_rows.ts';
+import { takeAlongRows } from '../ops/take_along_rows.ts';
+import type { Rng } from '../rng.ts';
+import type { RouterConfig } from '../router/route.ts';
+import { causalMask, causalSelfAttention, rmsNorm, ropeTables } from './blocks.ts';
+
+/** The layer's router config from the run config's `router` section. */
+export function routerFromConfig(cfg: Config): RouterConfig {
+  const r = cfg.router;
+  switch (r.type) {
+    case 'topk': return { type: 'topk', scoring: r.scoring, order: r.order, renormalize: r.renormalize };
+    case 'noisy_topk': return { type: 'noisy_topk' };
+    case 'gumbel': return { type: 'gumbel', renormalize: r.renormalize || undefined };
+    case 'expert_choice': return { type: 'expert_choice', capacityFactor: cfg.capacity_factor ?? 1 };
+    case 'sinkhorn': return { type: 'sinkhorn', iterations: r.sinkhorn_iterations, scoring: r.scoring, renormalize: r.renormalize };
+    case 'group_limited': return { type: 'group_limited', numGroups: r.num_groups, topkGroups: r.topk_groups, scoring: r.scoring, groupScore: r.group_score, renormalize: r.renormalize };
+  }
+}
+
+/** Expert → device group for the group-level aux loss: router groups if configured, else expert-parallel ranks. */
+export function expertGroups(cfg: Config): number[] {
+  const E = cfg.expert_num * cfg.fine_grained;
+  const groups = cfg.router.num_groups > 1 ? cfg.router.num_groups : cfg.parallel.ep_size;
+  return Array.from({ length: E }, (_, i) => Math.floor(i / (E / groups)));
+}
+
+/** The MoE layer config of one block (fine-grained experts applied). */
+export function moeConfigFromConfig(cfg: Config): MoEConfig {
+  const m = cfg.fine_grained;
+  const aux: AuxLossName[] = [];
+  if (cfg.use_load_balance && cfg.aux_loss.type !== 'none' && cfg.aux_loss.weight > 0) aux.push(cfg.aux_loss.type);
+  if (cfg.z_loss_weight > 0) aux.push('z');
+  const ec = cfg.router.type === 'expert_choice';
+  return {
+    dim: cfg.dim, hidden: cfg.expert_hidden / m, numExperts: cfg.expert_num * m, topK: cfg.top_k * m,
+    activation: cfg.activation as Activation, router: routerFromConfig(cfg),
+    capacityFactor: ec || cfg.drop_policy === 'dropless' ? null : cfg.capacity_factor,
+    capacityPolicy: ec ? 'dropless' : cfg.drop_policy,
+    sharedExperts: cfg.shared_experts, auxLosses: aux,
+    seqLen: cfg.model_type === 'moe_llama' ? cfg.seq_len : undefined,
+    expertToGroup: aux.includes('group') ? expertGroups(cfg) : undefined,
+    downScale: 1 / Math.sqrt(2 * cfg.layers),
+  };
+}
+
+/** Per-layer forward context: the trainer's step context plus global-batch balance statistics. */
+export type LayerContext = (layer: number) => ForwardContext;
+
+export interface ModelOutput {
+  /** task loss: cross-entropy (moe_llama, nats/token) or MSE (moe_mlp). */
+  loss: tf.Scalar;
+  /** [T, V] logits (moe_llama) or [T, D] outputs (moe_mlp). */
+  output: tf.Tensor2D;
+  /** per MoE layer. */
+  moe: MoEOutput[];
+}
+
+export class MoEModel {
+  readonly cfg: Config;
+  readonly vocab: number;
+  readonly params: Record<string, tf.Variable> = {};
+  readonly moeLayers: MoELayer[] = [];
+  /** block index → MoE layer (or null for a dense block). */
+  private readonly blockMoe: (MoELayer | null)[] = [];
+  private rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null = null;
+  private mask: tf.Tensor2D | null = null;
+
+  constructor(cfg: Config, vocab: number, rng: Rng) {
+    this.cfg = cfg;
+    this.vocab = vocab;
+    const { dim: D, layers } = cfg;
+    const p = this.params;
+    const lm = cfg.model_type === 'moe_llama';
+    if (lm) {
+      p.tok_emb = initVariable(rng, [vocab, D], 0.02);
+      if (cfg.positions === 'learned') p.pos_emb = initVariable(rng, [cfg.seq_len, D], 0.02);
+    }
+    const moeCfg = moeConfigFromConfig(cfg);
+    for (let i = 0; i < layers; i++) {
+      const pre = lm ? `blocks.${i}` : `layers.${i}`;
+      if (lm) {
+        p[`${pre}.attn_norm`] = tf.variable(tf.ones([D]));
+        for (const w of ['wq', 'wk', 'wv']) p[`${pre}.attn.${w}`] = initVariable(rng, [D, D], 0.02);
+        p[`${pre}.attn.wo`] = initVariable(rng, [D, D], 0.02 / Math.sqrt(2 * layers));
+        p[`${pre}.ffn_norm`] = tf.variable(tf.ones([D]));
+      }
+      if (!lm || i % cfg.moe_every === 0) {
+        const layer = new MoELayer(moeCfg, rng);
+        for (const [n, v] of Object.entries(layer.namedVariables())) p[`${pre}.moe.${n}`] = v;
+        this.moeLayers.push(layer);
+        this.blockMoe.push(layer);
+      } else {
+        const H = denseHidden(cfg);
+        p[`${pre}.ffn.w1`] = initVariable(rng, [D, H], 0.02);
+        p[`${pre}.ffn.w2`] = initVariable(rng, [H, D], 0.02 / Math.sqrt(2 * layers));
+        if (cfg.activation === 'swiglu') p[`${pre}.ffn.w3`] = initVariable(rng, [D, H], 0.02);
+        this.blockMoe.push(null);
+      }
+    }
+    if (lm) {
+      p.norm_f = tf.variable(tf.ones([D]));
+      p.lm_head = initVariable(rng, [D, vocab], 0.02);
+    }
+  }
+
+  /** Non-trainable per-layer state a checkpoint must carry (aux-free bias, gate adjustment). */
+  buffers(): Record<string, tf.Variable> {
+    const out: Record<string, tf.Variable> = {};
+    this.moeLayers.forEach((l, i) => {
+      out[`moe.${i}.expert_bias`] = l.expertBias;
+      out[`moe.${i}.logit_adjust`] = l.logitAdjust;
+    });
+    return out;
+  }
+
+  variables(): tf.Variable[] {
+    return Object.values(this.params);
+  }
+
+  /** Number of trainable parameters. */
+  numParams(): number {
+    return this.variables().reduce((s, v) => s + v.size, 0);
+  }
+
+  /** LM forward on token ids [B·L] → logits [B·L, V] and cross-entropy against targets. */
+  forwardLM(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext): ModelOutput {
+    const { dim: D, heads } = this.cfg;
+    const p = this.params as Record<string, tf.Tensor>;
+    if (!this.mask || this.mask.shape[0] !== L) this.prepare(L);
+    let h = gatherRows(p.tok_emb as tf.Tensor2D, tf.tensor1d(inputs, 'int32')); // [B·L, D]
+    if (p.pos_emb) h = tf.add(h, tf.tile(p.pos_emb, [B, 1])) as tf.Tensor2D;
+    const moe: MoEOutput[] = [];
+    this.blockMoe.forEach((layer, i) => {
+      const pre = `blocks.${i}`;
+      const a = causalSelfAttention(rmsNorm(h, p[`${pre}.attn_norm`] as tf.Tensor1D),
+        { wq: p[`${pre}.attn.wq`] as tf.Tensor2D, wk: p[`${pre}.attn.wk`] as tf.Tensor2D, wv: p[`${pre}.attn.wv`] as tf.Tensor2D, wo: p[`${pre}.attn.wo`] as tf.Tensor2D },
+        B, L, heads, this.rope, this.mask!);
+      h = tf.add(h, a) as tf.Tensor2D;
+      const x = rmsNorm(h, p[`${pre}.ffn_norm`] as tf.Tensor1D);
+      let f: tf.Tensor2D;
+      if (layer) {
+        const out = layer.forward(x, ctx(moe.length));
+        moe.push(out);
+        f = out.y;
+      } else {
+        f = ffn(x, p[`${pre}.ffn.w1`] as tf.Tensor2D, p[`${pre}.ffn.w2`] as tf.Tensor2D, (p[`${pre}.ffn.w3`] as tf.Tensor2D) ?? null, this.cfg.activation as Activation);
+      }
+      h = tf.add(h, f) as tf.Tensor2D;
+    });
+    const logits = tf.matMul(rmsNorm(h, p.norm_f as tf.Tensor1D), p.lm_head) as tf.Tensor2D; // [B·L, V]
+    void D;
+    return { loss: crossEntropy(logits, targets), output: logits, moe };
+  }
+
+  /** moe_mlp forward: x [T, D] through the MoE layers in turn; MSE against targets. */
+  forwardMlp(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext): ModelOutput {
+    let h = x;
+    const moe: MoEOutput[] = [];
+    this.moeLayers.forEach((layer, i) => {
+      const out = layer.forward(h, ctx(i));
+      moe.push(out);
+      h = out.y;
+    });
+    return { loss: tf.losses.meanSquaredError(target, h) as tf.Scalar, output: h, moe };
+  }
+
+  private prepare(L: number): void {
+    this.rope?.cos.dispose();
+    this.rope?.sin.dispose();
+    this.mask?.dispose();
+    // kept: prepare may run inside a caller's tidy or gradient scope, and these outlive it
+    const rope = this.cfg.positions === 'rotary' ? ropeTables(L, this.cfg.dim / this.cfg.heads) : null;
+    this.rope = rope ? { cos: tf.keep(rope.cos), sin: tf.keep(rope.sin) } : null;
+    this.mask = tf.keep(causalMask(L));
+  }
+
+  dispose(): void {
+    for (const v of this.variables()) v.dispose();
+    for (const l of this.moeLayers) { l.expertBias.dispose(); l.logitAdjust.dispose(); }
+    this.rope?.cos.dispose();
+    this.rope?.sin.dispose();
+    this.mask?.dispose();
+  }
+}
+
+/** Mean token cross-entropy: (1/N) Σ_n [logsumexp(logits_n) − logits_n[target_n]]  (nats). */
+export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
+  const N = logits.shape[0];
+  const picked = takeAlongRows(logits, tf.tensor2d(targets, [N, 1], 'int32')); // [N, 1]
+  return tf.mean(tf.sub(tf.logSumExp(logits, 1, true), picked)) as tf.Scalar;
+}

@@ -1,0 +1,112 @@
+/**
+ * Checkpoints: RUN/checkpoints/step-NNNNNNNN/{model.safetensors, optimizer.safetensors, state.json}.
+ * Each is written into a temporary folder and renamed into place, so a kill at any moment leaves
+ * either the whole checkpoint or none; the newest `keep` are kept.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { checkTensorsAgainst, readSafetensorsFile, writeSafetensorsAtomic, type SafeTensor } from '../io/safetensors.ts';
+import type { AdamWState } from './adamw.ts';
+
+export const CHECKPOINT_DIR = 'checkpoints';
+const PREFIX = 'step-';
+
+/** Everything besides tensors that a resumed run needs to continue bit for bit. */
+export interface TrainState {
+  /** optimizer steps completed (the next step to run). */
+  step: number;
+  rng: Record<string, unknown>;
+  controllers: unknown[];
+  nanStreak: number;
+  skippedSteps: number;
+  /** the model-shaping config fields, checked against the model on load. */
+  shape: Record<string, unknown>;
+  extra?: Record<string, unknown>;
+}
+
+export interface Checkpoint {
+  dir: string;
+  params: Record<string, Float32Array>;
+  optimizer: AdamWState;
+  state: TrainState;
+}
+
+/** Folder name of the checkpoint after `step` completed steps. */
+export function checkpointName(step: number): string {
+  return `${PREFIX}${String(step).padStart(8, '0')}`;
+}
+
+/** Completed checkpoints of a run, oldest first (temporary folders of a killed save are ignored). */
+export function listCheckpoints(runDir: string): string[] {
+  const root = path.join(runDir, CHECKPOINT_DIR);
+  if (!fs.existsSync(root)) return [];
+  return fs.readdirSync(root)
+    .filter((n) => n.startsWith(PREFIX) && fs.existsSync(path.join(root, n, 'state.json')))
+    .sort()
+    .map((n) => path.join(root, n));
+}
+
+function toSafe(arrays: Record<string, { data: Float32Array; shape: number[] }>): Record<string, SafeTensor> {
+  const out: Record<string, SafeTensor> = {};
+  for (const [k, v] of Object.entries(arrays)) out[k] = { dtype: 'F32', shape: v.shape, data: v.data };
+  return out;
+}
+
+/** Writes a checkpoint atomically (temp folder + rename) and prunes all but the newest `keep`. */
+export function saveCheckpoint(
+  runDir: string, params: Record<string, tf.Variable>, optimizer: AdamWState, paramShapes: Record<string, number[]>,
+  state: TrainState, keep: number,
+): string {
+  const root = path.join(runDir, CHECKPOINT_DIR);
+  fs.mkdirSync(root, { recursive: true });
+  const final = path.join(root, checkpointName(state.step));
+  const tmp = path.join(root, `.tmp-${checkpointName(state.step)}-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp);
+  const model: Record<string, { data: Float32Array; shape: number[] }> = {};
+  for (const [name, v] of Object.entries(params)) model[name] = { data: v.dataSync() as Float32Array, shape: v.shape }; // sync: checkpoint time only
+  writeSafetensorsAtomic(path.join(tmp, 'model.safetensors'), toSafe(model), { format: 'switchyard', step: String(state.step) });
+  const opt: Record<string, { data: Float32Array; shape: number[] }> = {};
+  for (const name of Object.keys(optimizer.m)) {
+    opt[`m.${name}`] = { data: optimizer.m[name], shape: paramShapes[name] };
+    opt[`v.${name}`] = { data: optimizer.v[name], shape: paramShapes[name] };
+  }
+  writeSafetensorsAtomic(path.join(tmp, 'optimizer.safetensors'), toSafe(opt), { adamw_step: String(optimizer.step) });
+  writeJsonAtomic(path.join(tmp, 'state.json'), state);
+  fs.rmSync(final, { recursive: true, force: true });
+  fs.renameSync(tmp, final);
+  const all = listCheckpoints(runDir);
+  for (const old of all.slice(0, Math.max(0, all.length - keep))) fs.rmSync(old, { recursive: true, force: true });
+  return final;
+}
+
+/** Reads a checkpoint and checks it against the model it will be loaded into (names, shapes, config). */
+export function loadCheckpoint(dir: string, expectedShapes: Record<string, number[]>, expectedShape: Record<string, unknown>): Checkpoint {
+  const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as TrainState;
+  for (const [k, v] of Object.entries(expectedShape)) {
+    if (JSON.stringify(state.shape?.[k]) !== JSON.stringify(v)) {
+      throw new Error(`${dir}: checkpoint was made with ${k} = ${JSON.stringify(state.shape?.[k])}, but the model has ${k} = ${JSON.stringify(v)}`);
+    }
+  }
+  const modelFile = path.join(dir, 'model.safetensors');
+  const model = readSafetensorsFile(modelFile);
+  checkTensorsAgainst(expectedShapes, model.tensors, modelFile);
+  const params: Record<string, Float32Array> = {};
+  for (const [k, t] of Object.entries(model.tensors)) {
+    if (t.dtype !== 'F32') throw new Error(`${modelFile}: tensor "${k}" has dtype ${t.dtype}, expected F32`);
+    params[k] = t.data as Float32Array;
+  }
+  const optFile = path.join(dir, 'optimizer.safetensors');
+  const opt = readSafetensorsFile(optFile);
+  const m: Record<string, Float32Array> = {};
+  const v: Record<string, Float32Array> = {};
+  const expectedOpt: Record<string, number[]> = {};
+  for (const [k, s] of Object.entries(expectedShapes)) { expectedOpt[`m.${k}`] = s; expectedOpt[`v.${k}`] = s; }
+  checkTensorsAgainst(expectedOpt, opt.tensors, optFile);
+  for (const [k, t] of Object.entries(opt.tensors)) (k.startsWith('m.') ? m : v)[k.slice(2)] = t.data as Float32Array;
+  const step = Number(opt.metadata.adamw_step);
+  if (!Number.isInteger(step) || step < 0) throw new Error(`${optFile}: metadata adamw_step = ${opt.metadata.adamw_step} is not a step count`);
+  return { dir, params, optimizer: { step, m, v }, state };
+}

@@ -1,0 +1,61 @@
+/**
+ * What the trainer trains on, from the config's `data` section: tokenised real text (moe_llama) or
+ * seed 000's fixed random regression set (moe_mlp).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Config } from '../config.ts';
+import { evalBatches, sampleBatch, syntheticDataset, type TokenBatch } from '../data/batches.ts';
+import { loadCorpus, splitTrainVal } from '../data/corpus.ts';
+import { createTokenizer, encode, tokenizerFromJson, tokenizerToJson, vocabSize, type Tokenizer } from '../data/tokenizer.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import type { Rng } from '../rng.ts';
+
+export type Batch =
+  | { kind: 'tokens'; inputs: Int32Array; targets: Int32Array; B: number; L: number }
+  | { kind: 'vectors'; inputs: Float32Array; targets: Float32Array; T: number; D: number };
+
+export interface DataSource {
+  vocab: number;
+  tokenizer: Tokenizer | null;
+  /** a training micro-batch (draws from rng). */
+  next(rng: Rng): Batch;
+  /** the fixed validation batches. */
+  validation(): Batch[];
+  /** tokens in one micro-batch. */
+  tokensPerBatch: number;
+}
+
+const tok = (b: TokenBatch, B: number, L: number): Batch => ({ kind: 'tokens', inputs: b.inputs, targets: b.targets, B, L });
+
+/** Builds the data source; the tokenizer is stored in (or, on resume, read from) RUN/tokenizer.json. */
+export function createDataSource(cfg: Config, runDir: string): DataSource {
+  const B = cfg.batch_size;
+  const L = cfg.seq_len;
+  if (cfg.model_type === 'moe_mlp') {
+    // Seed 000: one fixed set of random inputs/targets (the model must fit it); validation is a second set.
+    const T = B * L;
+    const train = syntheticDataset(cfg.seed + 1, T, cfg.dim);
+    const val = syntheticDataset(cfg.seed + 2, T, cfg.dim);
+    const vec = (d: { inputs: Float32Array; targets: Float32Array }): Batch => ({ kind: 'vectors', inputs: d.inputs, targets: d.targets, T, D: cfg.dim });
+    return { vocab: 0, tokenizer: null, tokensPerBatch: T, next: () => vec(train), validation: () => [vec(val)] };
+  }
+  const text = loadCorpus({ source: cfg.data.source as 'nlp-corpus' | 'file', path: cfg.data.path, maxChars: cfg.data.max_chars });
+  const { train, val } = splitTrainVal(text, cfg.data.val_fraction);
+  const tokFile = path.join(runDir, 'tokenizer.json');
+  const tokenizer = fs.existsSync(tokFile)
+    ? tokenizerFromJson(fs.readFileSync(tokFile, 'utf8'))
+    : createTokenizer(cfg.data.tokenizer, train, cfg.data.tokenizer === 'bpe' ? cfg.data.bpe_vocab : undefined);
+  if (!fs.existsSync(tokFile)) writeJsonAtomic(tokFile, tokenizerToJson(tokenizer));
+  const trainIds = encode(tokenizer, train);
+  const valIds = encode(tokenizer, val);
+  if (trainIds.length <= L + 1 || valIds.length <= L + 1) {
+    throw new Error(`data: the text is too short for seq_len = ${L} (train ${trainIds.length} tokens, validation ${valIds.length})`);
+  }
+  const valBatches = evalBatches(valIds, B, L, cfg.eval_batches).map((b) => tok(b, B, L));
+  return {
+    vocab: vocabSize(tokenizer), tokenizer, tokensPerBatch: B * L,
+    next: (rng) => tok(sampleBatch(trainIds, B, L, rng), B, L),
+    validation: () => valBatches,
+  };
+}

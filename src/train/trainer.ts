@@ -1,0 +1,376 @@
+/**
+ * The training loop (nanoGPT-sized): micro-batches → task loss + Σ weight·aux → accumulated gradients →
+ * controllers → global-norm clip → AdamW → balance controllers; metrics.jsonl, validation, checkpoints.
+ * Files, signals and the terminal stay in the few functions at the bottom; the step itself is pure tfjs.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { configToYaml, type Config } from '../config.ts';
+import { initBackend } from '../backend.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import type { GlobalBalanceStats } from '../losses/global_batch.ts';
+import { loadBar } from '../metrics/terminal.ts';
+import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
+import { summarizeLayers } from '../metrics/balance.ts';
+import { MoEModel, type ModelOutput } from '../model/model.ts';
+import type { ForwardContext } from '../moe_layer.ts';
+import { Rng } from '../rng.ts';
+import { annealTau } from '../router/gumbel.ts';
+import { AdamW } from './adamw.ts';
+import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
+import { clipByGlobalNorm } from './clip.ts';
+import { createDataSource, type Batch, type DataSource } from './data_source.ts';
+import { learningRate } from './schedule.ts';
+
+export interface TrainOptions {
+  /** the run folder (created; must be empty or hold this run when resuming). */
+  outDir: string;
+  /** continue from the newest checkpoint in outDir. */
+  resume?: boolean;
+  /** called with each metrics record (progress display). */
+  onRecord?: (r: MetricRecord, summary: string) => void;
+  /** plain log lines (checkpoints, evaluations, skipped steps). */
+  log?: (line: string) => void;
+  /** test hook: make the task loss of these steps non-finite. */
+  poisonStep?: (step: number) => boolean;
+  /** set to true (e.g. by SIGINT) to save a checkpoint and stop after the current step. */
+  stop?: { requested: boolean };
+}
+
+export interface TrainSummary {
+  out_dir: string;
+  steps: number;
+  first_loss: number;
+  final_loss: number;
+  val_loss: number | null;
+  val_ppl: number | null;
+  tokens_per_s: number;
+  step_time_ms: number;
+  skipped_steps: number;
+  stopped_early: boolean;
+  params: number;
+  per_layer_load: number[][];
+  load_cv: number;
+  max_load_share: number;
+  maxvio: number;
+  dropped_fraction: number;
+}
+
+/** Model-shaping fields a checkpoint must agree with. */
+export function shapeFields(cfg: Config): Record<string, unknown> {
+  const { model_type, layers, dim, heads, expert_num, top_k, expert_hidden, activation, shared_experts, fine_grained, moe_every, dense_hidden, positions } = cfg;
+  return { model_type, layers, dim, heads, expert_num, top_k, expert_hidden, activation, shared_experts, fine_grained, moe_every, dense_hidden, positions, tokenizer: cfg.data.tokenizer };
+}
+
+/** Runs the model on one batch. */
+export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext): ModelOutput {
+  if (batch.kind === 'tokens') return model.forwardLM(batch.inputs, batch.targets, batch.B, batch.L, ctx);
+  return model.forwardMlp(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx);
+}
+
+/** Aux loss weights by name: the configured balance loss and the z-loss. */
+export function auxWeights(cfg: Config): Record<string, number> {
+  const w: Record<string, number> = {};
+  if (cfg.use_load_balance && cfg.aux_loss.type !== 'none') w[cfg.aux_loss.type] = cfg.aux_loss.weight;
+  if (cfg.z_loss_weight > 0) w.z = cfg.z_loss_weight;
+  return w;
+}
+
+/** Mean validation task loss over the fixed validation batches (no noise, no dropping beyond the config's). */
+export function evaluate(model: MoEModel, data: DataSource): { loss: number; perLayerLoad: number[][] } {
+  const batches = data.validation();
+  let sum = 0;
+  const load = model.moeLayers.map(() => new Array<number>(model.moeLayers[0]?.config.numExperts ?? 0).fill(0));
+  for (const b of batches) {
+    sum += tf.tidy(() => {
+      const out = forwardBatch(model, b, () => ({ training: false }));
+      out.moe.forEach((m, l) => m.stats.load.forEach((c, e) => { load[l][e] += c; }));
+      return out.loss.dataSync()[0]; // sync: evaluation only
+    });
+  }
+  return { loss: sum / batches.length, perLayerLoad: load };
+}
+
+interface StepResult {
+  loss: number;
+  aux: Record<string, number>;
+  gradNorm: number;
+  finite: boolean;
+  loads: Int32Array[];
+  routed: Int32Array[];
+  dropped: number[];
+  assignments: number[];
+  entropy: number[];
+  capacity: (number | null)[];
+}
+
+export class Trainer {
+  readonly cfg: Config;
+  readonly outDir: string;
+  readonly model: MoEModel;
+  readonly optimizer: AdamW;
+  readonly data: DataSource;
+  /** separate streams so that data order does not depend on router noise and vice versa. */
+  readonly dataRng: Rng;
+  readonly noiseRng: Rng;
+  step = 0;
+  nanStreak = 0;
+  skippedSteps = 0;
+
+  constructor(cfg: Config, outDir: string) {
+    this.cfg = cfg;
+    this.outDir = outDir;
+    this.data = createDataSource(cfg, outDir);
+    const initRng = new Rng(cfg.seed);
+    this.model = new MoEModel(cfg, this.data.vocab, initRng);
+    this.dataRng = new Rng(cfg.seed + 1000);
+    this.noiseRng = new Rng(cfg.seed + 2000);
+    this.optimizer = new AdamW(this.model.variables(), { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weight_decay });
+  }
+
+  /** The forward context of step `step` for every layer (τ and noise annealing live here). */
+  private layerContext(step: number, globals: GlobalBalanceStats[] | null): (layer: number) => ForwardContext {
+    const r = this.cfg.router;
+    const tau = annealTau(step, { tauStart: r.tau_start, tauEnd: r.tau_end, steps: this.cfg.steps, schedule: r.tau_schedule });
+    const noiseScale = r.noise_scale * (r.noise_anneal_steps > 0 ? Math.max(0, 1 - step / r.noise_anneal_steps) : 1);
+    return (l) => ({ training: true, rng: this.noiseRng, tau, noiseScale, globalStats: globals?.[l] });
+  }
+
+  /** Phase 1 of global-batch balancing: routing statistics of every micro-batch, no gradients. */
+  private globalStats(batches: Batch[]): GlobalBalanceStats[] {
+    const E = this.model.moeLayers[0].config.numExperts;
+    const counts = this.model.moeLayers.map(() => new Float32Array(E));
+    const probSum = this.model.moeLayers.map(() => new Float32Array(E));
+    let tokens = 0;
+    const saved = this.noiseRng.getState();
+    const ctx = this.layerContext(this.step, null);
+    for (const b of batches) {
+      tf.tidy(() => {
+        const out = forwardBatch(this.model, b, ctx);
+        out.moe.forEach((m, l) => {
+          m.stats.routed.forEach((c, e) => { counts[l][e] += c; });
+          const P = m.stats.meanProbs.dataSync(); // sync: once per micro-batch and layer, [E] floats
+          P.forEach((p, e) => { probSum[l][e] += p * m.stats.numTokens; });
+        });
+      });
+      tokens += this.data.tokensPerBatch;
+    }
+    this.noiseRng.setState(saved); // phase 2 replays the same router noise
+    const share = this.data.tokensPerBatch / tokens;
+    return counts.map((c, l) => ({ counts: c, meanProbs: probSum[l].map((s) => s / tokens), tokens, tokenShare: share }));
+  }
+
+  /** One optimizer step: accumulate over micro-batches, clip, update (or skip if non-finite). */
+  trainStep(poison = false): StepResult {
+    const cfg = this.cfg;
+    const accum = cfg.grad_accum_steps;
+    const batches = Array.from({ length: accum }, () => this.data.next(this.dataRng));
+    const weights = auxWeights(cfg);
+    const globals = accum > 1 ? this.globalStats(batches) : null;
+    const ctx = this.layerContext(this.step, globals);
+    const L = this.model.moeLayers.length;
+    const E = this.model.moeLayers[0]?.config.numExperts ?? 0;
+    const res: StepResult = {
+      loss: 0, aux: {}, gradNorm: 0, finite: true,
+      loads: Array.from({ length: L }, () => new Int32Array(E)), routed: Array.from({ length: L }, () => new Int32Array(E)),
+      dropped: new Array(L).fill(0), assignments: new Array(L).fill(0), entropy: new Array(L).fill(0), capacity: new Array(L).fill(null),
+    };
+    const vars = this.model.variables();
+    let acc: Record<string, tf.Tensor> | null = null;
+    for (const batch of batches) {
+      const { grads } = tf.variableGrads(() => {
+        const out = forwardBatch(this.model, batch, ctx);
+        let total = tf.div(out.loss, accum) as tf.Scalar;
+        if (poison) total = tf.mul(total, NaN) as tf.Scalar;
+        res.loss += out.loss.dataSync()[0] / accum; // sync: one scalar per micro-batch, for the log and NaN check
+        out.moe.forEach((m, l) => {
+          for (const [name, v] of Object.entries(m.aux)) {
+            const w = weights[name] ?? 0;
+            // with global stats an aux loss already carries this micro-batch's share; else average over micro-batches
+            const scaled = globals ? v! : tf.div(v!, accum);
+            res.aux[name] = (res.aux[name] ?? 0) + scaled.dataSync()[0];
+            if (w > 0) total = tf.add(total, tf.mul(scaled, w)) as tf.Scalar;
+          }
+          m.stats.load.forEach((c, e) => { res.loads[l][e] += c; });
+          m.stats.routed.forEach((c, e) => { res.routed[l][e] += c; });
+          res.dropped[l] += m.stats.dropped;
+          res.assignments[l] += m.stats.assignments;
+          res.entropy[l] += m.stats.entropy.dataSync()[0] / accum;
+          res.capacity[l] = m.stats.capacity;
+        });
+        return total;
+      }, vars);
+      if (acc === null) acc = grads;
+      else {
+        const prev: Record<string, tf.Tensor> = acc;
+        acc = Object.fromEntries(Object.entries(prev).map(([k, g]) => [k, tf.add(g, grads[k])]));
+        tf.dispose([...Object.values(prev), ...Object.values(grads)]);
+      }
+    }
+    const clipped = clipByGlobalNorm(acc!, cfg.grad_clip);
+    tf.dispose(Object.values(acc!));
+    res.gradNorm = clipped.norm;
+    res.finite = clipped.finite && Number.isFinite(res.loss);
+    if (res.finite) {
+      const lr = learningRate(this.step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
+      this.optimizer.step(clipped.grads, lr);
+      this.nanStreak = 0;
+    } else {
+      this.nanStreak++;
+      this.skippedSteps++;
+    }
+    tf.dispose(Object.values(clipped.grads));
+    this.step++;
+    return res;
+  }
+
+  /** Training state for a checkpoint (everything but tensors). */
+  state(): TrainState {
+    return {
+      step: this.step, rng: { data: this.dataRng.getState(), noise: this.noiseRng.getState() }, controllers: [],
+      nanStreak: this.nanStreak, skippedSteps: this.skippedSteps, shape: shapeFields(this.cfg),
+    };
+  }
+
+  /** Optimizer state keyed by parameter (checkpoint) name. */
+  save(): string {
+    const byVar = this.optimizer.getState();
+    const m: Record<string, Float32Array> = {};
+    const v: Record<string, Float32Array> = {};
+    const shapes: Record<string, number[]> = {};
+    const params = { ...this.model.params, ...this.model.buffers() };
+    for (const [name, variable] of Object.entries(this.model.params)) {
+      m[name] = byVar.m[variable.name];
+      v[name] = byVar.v[variable.name];
+      shapes[name] = variable.shape;
+    }
+    return saveCheckpoint(this.outDir, params, { step: byVar.step, m, v }, shapes, this.state(), this.cfg.keep_checkpoints);
+  }
+
+  /** Restores the newest checkpoint of the run folder; returns its step. */
+  restore(): number {
+    const all = listCheckpoints(this.outDir);
+    if (all.length === 0) throw new Error(`${this.outDir}: no checkpoint to resume from`);
+    const params = { ...this.model.params, ...this.model.buffers() };
+    const shapes = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.shape]));
+    const ck = loadCheckpoint(all[all.length - 1], shapes, shapeFields(this.cfg));
+    for (const [name, variable] of Object.entries(params)) variable.assign(tf.tensor(ck.params[name], variable.shape));
+    const m: Record<string, Float32Array> = {};
+    const v: Record<string, Float32Array> = {};
+    for (const [name, variable] of Object.entries(this.model.params)) { m[variable.name] = ck.optimizer.m[name]; v[variable.name] = ck.optimizer.v[name]; }
+    this.optimizer.setState({ step: ck.optimizer.step, m, v });
+    this.dataRng.setState(ck.state.rng.data as ReturnType<Rng['getState']>);
+    this.noiseRng.setState(ck.state.rng.noise as ReturnType<Rng['getState']>);
+    this.step = ck.state.step;
+    this.nanStreak = ck.state.nanStreak;
+    this.skippedSteps = ck.state.skippedSteps;
+    return this.step;
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    this.optimizer.dispose();
+  }
+}
+
+/** Mean of per-layer numbers (0 for a model without MoE layers). */
+const meanOf = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
+/** The metrics.jsonl record of one step. */
+function record(t: Trainer, r: StepResult, lr: number, tokensPerS: number): MetricRecord {
+  const layers = summarizeLayers(r.loads.map((l) => Array.from(l)));
+  return {
+    step: t.step, loss: r.loss, aux: r.aux, lr, grad_norm: r.gradNorm, tokens_per_s: tokensPerS,
+    expert_load: r.loads.map((l) => Array.from(l)), dropped: r.dropped,
+    dropped_fraction: meanOf(r.dropped.map((d, l) => d / Math.max(1, r.assignments[l]))),
+    load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
+    router_entropy: meanOf(r.entropy), capacity_factor: t.model.moeLayers.map((l) => l.capacityFactor),
+    skipped_steps: t.skippedSteps,
+  } as MetricRecord;
+}
+
+/** Trains cfg into opts.outDir (fresh or resumed) and returns the summary also written to summary.json. */
+export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSummary> {
+  await initBackend(cfg.backend);
+  const log = opts.log ?? (() => {});
+  fs.mkdirSync(opts.outDir, { recursive: true });
+  if (!opts.resume && listCheckpoints(opts.outDir).length > 0) {
+    throw new Error(`${opts.outDir} already holds a run; resume it with --resume or choose another --out`);
+  }
+  fs.writeFileSync(path.join(opts.outDir, 'config.yaml'), configToYaml(cfg));
+  const t = new Trainer(cfg, opts.outDir);
+  const metricsFile = path.join(opts.outDir, 'metrics.jsonl');
+  if (opts.resume) {
+    const step = t.restore();
+    truncateMetricsAfter(metricsFile, step); // a killed run may have logged past its last checkpoint
+    log(`resumed from step ${step}`);
+  } else if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
+  const writer = new MetricsWriter(metricsFile);
+  let first = NaN;
+  let last = NaN;
+  let lastVal: number | null = null;
+  let lastRes: StepResult | null = null;
+  let windowTokens = 0;
+  let windowStart = performance.now();
+  const t0 = performance.now();
+  const startStep = t.step;
+  let stopped = false;
+  try {
+    while (t.step < cfg.steps) {
+      if (opts.stop?.requested) { stopped = true; break; }
+      const step = t.step;
+      const lr = learningRate(step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
+      const r = t.trainStep(opts.poisonStep?.(step) ?? false);
+      lastRes = r;
+      windowTokens += t.data.tokensPerBatch * cfg.grad_accum_steps;
+      if (!r.finite) {
+        log(`step ${step + 1}: non-finite loss or gradient, update skipped (${t.nanStreak} in a row)`);
+        if (t.nanStreak >= cfg.max_nan_steps) {
+          throw new Error(`stopped: ${t.nanStreak} non-finite steps in a row (max_nan_steps = ${cfg.max_nan_steps}); lower lr or enable grad_clip. The last good checkpoint is kept.`);
+        }
+      } else {
+        if (Number.isNaN(first)) first = r.loss;
+        last = r.loss;
+      }
+      const done = t.step === cfg.steps;
+      const evalNow = cfg.eval_every > 0 && (t.step % cfg.eval_every === 0 || done);
+      const logNow = t.step % cfg.log_every === 0 || done || evalNow;
+      if (logNow) {
+        const now = performance.now();
+        const rec = record(t, r, lr, windowTokens / ((now - windowStart) / 1000));
+        if (evalNow) {
+          const ev = evaluate(t.model, t.data);
+          lastVal = ev.loss;
+          rec.val_loss = ev.loss;
+          rec.val_ppl = Math.exp(ev.loss);
+        }
+        writer.write(rec);
+        opts.onRecord?.(rec, loadBar(rec.expert_load[0] ?? [], 32));
+        windowTokens = 0;
+        windowStart = performance.now();
+      }
+      if ((cfg.checkpoint_every > 0 && t.step % cfg.checkpoint_every === 0) || done) log(`checkpoint ${t.save()}`);
+      await new Promise((resolve) => setImmediate(resolve)); // let SIGINT handlers run
+    }
+    if (stopped) log(`stopped at step ${t.step}: checkpoint ${t.save()}`);
+  } finally {
+    writer.close();
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  const ran = Math.max(1, t.step - startStep);
+  const loads = lastRes ? lastRes.loads.map((l) => Array.from(l)) : [];
+  const layers = summarizeLayers(loads.length ? loads : [[1]]);
+  const summary: TrainSummary = {
+    out_dir: opts.outDir, steps: t.step, first_loss: first, final_loss: last, val_loss: lastVal,
+    val_ppl: lastVal === null ? null : Math.exp(lastVal),
+    tokens_per_s: Math.round((ran * t.data.tokensPerBatch * cfg.grad_accum_steps) / elapsed),
+    step_time_ms: +((elapsed * 1000) / ran).toFixed(1), skipped_steps: t.skippedSteps, stopped_early: stopped,
+    params: t.model.numParams(), per_layer_load: loads,
+    load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
+    dropped_fraction: lastRes ? meanOf(lastRes.dropped.map((d, l) => d / Math.max(1, lastRes!.assignments[l]))) : 0,
+  };
+  writeJsonAtomic(path.join(opts.outDir, 'summary.json'), summary);
+  t.dispose();
+  return summary;
+}
