@@ -221,7 +221,7 @@ describe('files', () => {
   it('the shipped configs load and hold what they promise', () => {
     const tiny = loadConfig('configs/tiny.yaml');
     expect([tiny.model_type, tiny.data.source, tiny.data.tokenizer, tiny.layers, tiny.dim, tiny.expert_num, tiny.top_k, tiny.expert_hidden, tiny.seq_len, tiny.batch_size, tiny.steps])
-      .toEqual(['moe_llama', 'nlp-corpus', 'byte', 2, 64, 8, 2, 128, 64, 8, 150]);
+      .toEqual(['moe_llama', 'nlp-corpus', 'byte', 2, 64, 8, 2, 128, 64, 8, 300]);
     const s = loadConfig('configs/seed000.yaml');
     expect([s.model_type, s.batch_size, s.seq_len, s.dim, s.expert_num, s.top_k, s.expert_hidden, s.activation, s.lr, s.weight_decay, s.warmup_steps, s.schedule, s.grad_clip, s.steps, s.aux_loss, s.drop_policy, s.data.source])
       .toEqual(['moe_mlp', 4, 10, 128, 8, 2, 512, 'relu', 1e-3, 0, 0, 'constant', null, 100, { type: 'switch', weight: 0.01 }, 'dropless', 'synthetic']);
