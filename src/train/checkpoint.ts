@@ -82,8 +82,14 @@ export function saveCheckpoint(
   return final;
 }
 
-/** Reads a checkpoint and checks it against the model it will be loaded into (names, shapes, config). */
-export function loadCheckpoint(dir: string, expectedShapes: Record<string, number[]>, expectedShape: Record<string, unknown>): Checkpoint {
+/**
+ * Reads a checkpoint and checks it against the model it will be loaded into: config fields that shape
+ * the model, tensor names and shapes (`expectedShapes`: parameters and buffers; `trainableShapes`: those
+ * with optimizer moments).
+ */
+export function loadCheckpoint(
+  dir: string, expectedShapes: Record<string, number[]>, trainableShapes: Record<string, number[]>, expectedShape: Record<string, unknown>,
+): Checkpoint {
   const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as TrainState;
   for (const [k, v] of Object.entries(expectedShape)) {
     if (JSON.stringify(state.shape?.[k]) !== JSON.stringify(v)) {
@@ -103,7 +109,7 @@ export function loadCheckpoint(dir: string, expectedShapes: Record<string, numbe
   const m: Record<string, Float32Array> = {};
   const v: Record<string, Float32Array> = {};
   const expectedOpt: Record<string, number[]> = {};
-  for (const [k, s] of Object.entries(expectedShapes)) { expectedOpt[`m.${k}`] = s; expectedOpt[`v.${k}`] = s; }
+  for (const [k, s] of Object.entries(trainableShapes)) { expectedOpt[`m.${k}`] = s; expectedOpt[`v.${k}`] = s; }
   checkTensorsAgainst(expectedOpt, opt.tensors, optFile);
   for (const [k, t] of Object.entries(opt.tensors)) (k.startsWith('m.') ? m : v)[k.slice(2)] = t.data as Float32Array;
   const step = Number(opt.metadata.adamw_step);

@@ -161,11 +161,13 @@ export class Trainer {
     return counts.map((c, l) => ({ counts: c, meanProbs: probSum[l].map((s) => s / tokens), tokens, tokenShare: share }));
   }
 
-  /** One optimizer step: accumulate over micro-batches, clip, update (or skip if non-finite). */
-  trainStep(poison = false): StepResult {
+  /**
+   * Gradients of one optimizer step summed over its micro-batches: task/accum + Σ weight·aux, with
+   * global-batch balance statistics when there are several micro-batches. Caller disposes the grads.
+   */
+  accumulateGradients(batches: Batch[], poison = false): { grads: Record<string, tf.Tensor>; res: StepResult } {
     const cfg = this.cfg;
-    const accum = cfg.grad_accum_steps;
-    const batches = Array.from({ length: accum }, () => this.data.next(this.dataRng));
+    const accum = batches.length;
     const weights = auxWeights(cfg);
     const globals = accum > 1 ? this.globalStats(batches) : null;
     const ctx = this.layerContext(this.step, globals);
@@ -208,8 +210,16 @@ export class Trainer {
         tf.dispose([...Object.values(prev), ...Object.values(grads)]);
       }
     }
-    const clipped = clipByGlobalNorm(acc!, cfg.grad_clip);
-    tf.dispose(Object.values(acc!));
+    return { grads: acc!, res };
+  }
+
+  /** One optimizer step: accumulate over micro-batches, clip, update (or skip if non-finite). */
+  trainStep(poison = false): StepResult {
+    const cfg = this.cfg;
+    const batches = Array.from({ length: cfg.grad_accum_steps }, () => this.data.next(this.dataRng));
+    const { grads: acc, res } = this.accumulateGradients(batches, poison);
+    const clipped = clipByGlobalNorm(acc, cfg.grad_clip);
+    tf.dispose(Object.values(acc));
     res.gradNorm = clipped.norm;
     res.finite = clipped.finite && Number.isFinite(res.loss);
     if (res.finite) {
@@ -253,8 +263,8 @@ export class Trainer {
     const all = listCheckpoints(this.outDir);
     if (all.length === 0) throw new Error(`${this.outDir}: no checkpoint to resume from`);
     const params = { ...this.model.params, ...this.model.buffers() };
-    const shapes = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.shape]));
-    const ck = loadCheckpoint(all[all.length - 1], shapes, shapeFields(this.cfg));
+    const shapesOf = (vs: Record<string, tf.Variable>) => Object.fromEntries(Object.entries(vs).map(([k, v]) => [k, v.shape]));
+    const ck = loadCheckpoint(all[all.length - 1], shapesOf(params), shapesOf(this.model.params), shapeFields(this.cfg));
     for (const [name, variable] of Object.entries(params)) variable.assign(tf.tensor(ck.params[name], variable.shape));
     const m: Record<string, Float32Array> = {};
     const v: Record<string, Float32Array> = {};
