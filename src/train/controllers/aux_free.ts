@@ -1,0 +1,79 @@
+/**
+ * Aux-loss-free load balancing (DeepSeek-V3, §2.1.2; Wang et al. 2024, "Auxiliary-Loss-Free Load
+ * Balancing Strategy for Mixture-of-Experts"): each expert has a bias b_i that is added to its routing
+ * score for SELECTION only (the gate weights stay the unbiased scores), and after every step
+ *   b_i ← b_i + u · sign(c̄ − c_i),   c_i = tokens routed to expert i this step, c̄ = (1/E) Σ_j c_j.
+ * An overloaded expert's bias falls and an underloaded one's rises, so the top-k moves towards balance
+ * without a gradient term that competes with the task loss.
+ *
+ * c_i is the router's choice count BEFORE capacity (ctx.routed): the bias acts on selection, so that is
+ * what it controls; after capacity the count of an overloaded expert is clipped at C and would understate
+ * how overloaded it is. sign(0) = 0: an expert exactly at the mean keeps its bias.
+ * Only routers that select by score take the bias (topk, group_limited; config/checks.ts enforces it).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { MoELayer } from '../../moe_layer.ts';
+import { checkContext, checkRows, sameLayers, sumOf, type Controller, type ControllerContext } from './types.ts';
+
+/** Δb_i = u · sign(c̄ − c_i), c̄ = (1/E) Σ_j c_j (the DeepSeek-V3 bias update for one layer). */
+export function auxFreeBiasDelta(counts: ArrayLike<number>, u: number): Float32Array {
+  if (!(Number.isFinite(u) && u > 0)) throw new Error(`auxFreeBiasDelta: update rate u must be a finite number > 0, got ${u}`);
+  if (counts.length < 1) throw new Error('auxFreeBiasDelta: counts must have at least one expert, got length 0');
+  const mean = sumOf(counts) / counts.length;
+  return Float32Array.from(counts, (c) => u * Math.sign(mean - c));
+}
+
+export class AuxFreeController implements Controller {
+  readonly name = 'aux_free';
+  readonly updateRate: number;
+  private layers: MoELayer[] | null = null;
+  private pending: number[][] | null = null;
+
+  /** u = balance.aux_free.update_rate (DeepSeek-V3 uses 0.001 for its first 14.3T tokens). */
+  constructor(updateRate: number) {
+    if (!(Number.isFinite(updateRate) && updateRate > 0)) throw new Error(`AuxFreeController: update_rate must be a finite number > 0, got ${updateRate}`);
+    this.updateRate = updateRate;
+  }
+
+  attach(layers: MoELayer[]): void {
+    this.layers = sameLayers(this.layers, layers, 'AuxFreeController');
+    if (this.pending !== null) {
+      const rows = checkRows(this.pending, layers, 'AuxFreeController', 'bias');
+      rows.forEach((b, l) => tf.tidy(() => layers[l].expertBias.assign(tf.tensor1d(b))));
+      this.pending = null;
+    }
+  }
+
+  /** b ← b + u · sign(c̄ − c) on every layer's expertBias. */
+  afterStep(ctx: ControllerContext): void {
+    checkContext(ctx, 'AuxFreeController.afterStep');
+    if (this.layers === null) this.attach(ctx.layers);
+    this.layers = sameLayers(this.layers, ctx.layers, 'AuxFreeController.afterStep');
+    ctx.layers.forEach((layer, l) => {
+      const delta = auxFreeBiasDelta(ctx.routed[l], this.updateRate);
+      tf.tidy(() => layer.expertBias.assign(tf.add(layer.expertBias, tf.tensor1d(delta))));
+    });
+  }
+
+  /** max_i |b_i| per layer: how far the bias had to move to balance the router. */
+  metrics(): Record<string, unknown> {
+    if (this.layers === null) return {};
+    return { aux_free_bias_absmax: this.biases().map((b) => Math.max(...b.map(Math.abs))) };
+  }
+
+  /** The biases themselves (they are not trainable, so the model's checkpoint may not hold them). */
+  state(): unknown {
+    return { bias: this.layers === null ? this.pending : this.biases() };
+  }
+
+  restore(s: unknown): void {
+    const bias = (s as { bias?: unknown } | null)?.bias;
+    if (bias === null || bias === undefined) return; // saved before attach: nothing had been learned
+    this.pending = checkRows(bias, this.layers, 'AuxFreeController', 'bias');
+    if (this.layers !== null) this.attach(this.layers);
+  }
+
+  private biases(): number[][] {
+    return this.layers!.map((layer) => Array.from(layer.expertBias.dataSync()));
+  }
+}
