@@ -194,3 +194,22 @@ describe('learningRate', () => {
     expect(() => learningRate(0, { ...c, schedule: 'step' as 'linear' })).toThrow(/"step"/);
   });
 });
+
+describeBackends('AdamW masks', () => {
+  it('a zero mask row holds that slice of the weights and both moments; a one row updates as usual', () => {
+    const p = tf.variable(tf.tensor3d([1, 2, 3, 4], [2, 2, 1]));
+    const q = tf.variable(tf.tensor3d([1, 2, 3, 4], [2, 2, 1]));
+    const masked = new AdamW([p], { weightDecay: 0.1 });
+    const plain = new AdamW([q], { weightDecay: 0.1 });
+    const g = tf.tensor3d([0.5, -0.5, 1, 2], [2, 2, 1]);
+    const mask = tf.tensor3d([0, 1], [2, 1, 1]); // expert 0 frozen
+    masked.step({ [p.name]: g }, 0.1, { [p.name]: mask });
+    plain.step({ [q.name]: g }, 0.1);
+    const pv = Array.from(p.dataSync()), qv = Array.from(q.dataSync());
+    expect(pv.slice(0, 2)).toEqual([1, 2]); // frozen: untouched, no decay
+    expect(pv.slice(2)).toEqual(qv.slice(2)); // active rows: exactly the plain update
+    const st = masked.getState();
+    expect(Array.from(st.m[p.name].slice(0, 2))).toEqual([0, 0]);
+    expect(Array.from(st.v[p.name].slice(0, 2))).toEqual([0, 0]);
+  });
+});

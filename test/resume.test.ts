@@ -26,6 +26,7 @@ checkpoint_every: 8
 warmup_steps: 0
 lr: 3.0e-3
 router: { type: noisy_topk }
+balance: { gate_adjust: { enabled: true, learned: true } }
 data: { source: nlp-corpus, max_chars: 200000 }
 `;
 

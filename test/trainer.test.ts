@@ -77,3 +77,19 @@ describeBackends('trainer', (backend) => {
     expect(lines.filter((l) => l.includes('update skipped')).length).toBe(3);
   });
 });
+
+describeBackends('trainer with balance controllers', (backend) => {
+  it('aux-free bias and sparse accumulation run inside training and are logged', async () => {
+    const dir = tmp();
+    const s = await train(smallConfig({
+      backend, steps: 6, grad_accum_steps: 2, batch_size: 2,
+      balance: { aux_free: { enabled: true, update_rate: 0.01 }, sparse_accumulation: { enabled: true, min_active_share: 0.5 } },
+    }), { outDir: dir });
+    expect(Number.isFinite(s.final_loss)).toBe(true);
+    const recs = readMetrics(path.join(dir, 'metrics.jsonl'));
+    const biases = recs.map((r) => (r as unknown as Record<string, number[]>).aux_free_bias_absmax);
+    for (const b of biases) expect(b).toHaveLength(1); // one MoE layer
+    expect(biases[0][0]).toBeCloseTo(0.01, 6); // step 1: every bias moved by exactly u
+    expect(Math.max(...biases.map((b) => b[0]))).toBeGreaterThan(0);
+  });
+});

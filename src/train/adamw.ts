@@ -97,7 +97,11 @@ export class AdamW {
    * One update with step size lr (t ← t + 1). Params without a gradient in grads are left alone (moments too),
    * like PyTorch's grad = None; a gradient for an unknown name or of the wrong shape is an error.
    */
-  step(grads: Record<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update. `masks` (optional, per param name, broadcastable to the param, 1 = update, 0 = hold)
+   * freezes slices entirely — weights and both moments — as sparse expert accumulation needs.
+   */
+  step(grads: Record<string, tf.Tensor>, lr: number, masks: Record<string, tf.Tensor> = {}): void {
     this.checkLive();
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`AdamW.step: lr must be a finite number ≥ 0, got ${lr}`);
     for (const [name, g] of Object.entries(grads)) {
@@ -119,9 +123,11 @@ export class AdamW {
         const v = tf.add(tf.mul(s.v, this.beta2), tf.mul(tf.square(gf), 1 - this.beta2));
         let upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), this.eps)); // m̂/(√v̂+ε)
         if (s.decay && this.weightDecay > 0) upd = tf.add(upd, tf.mul(s.param, this.weightDecay)); // + λ·θ (old θ)
-        s.param.assign(tf.sub(s.param, tf.mul(upd, lr)));
-        s.m.assign(m);
-        s.v.assign(v);
+        const hold = masks[name];
+        const keep = (next: tf.Tensor, old: tf.Tensor) => (hold ? tf.add(old, tf.mul(hold, tf.sub(next, old))) : next);
+        s.param.assign(keep(tf.sub(s.param, tf.mul(upd, lr)), s.param));
+        s.m.assign(keep(m, s.m));
+        s.v.assign(keep(v, s.v));
       }
     });
   }

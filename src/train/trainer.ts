@@ -16,8 +16,8 @@ import { summarizeLayers } from '../metrics/balance.ts';
 import { MoEModel, type ModelOutput } from '../model/model.ts';
 import type { ForwardContext } from '../moe_layer.ts';
 import { Rng } from '../rng.ts';
-import { annealTau } from '../router/gumbel.ts';
 import { AdamW } from './adamw.ts';
+import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
 import { clipByGlobalNorm } from './clip.ts';
 import { createDataSource, type Batch, type DataSource } from './data_source.ts';
@@ -103,6 +103,8 @@ interface StepResult {
   assignments: number[];
   entropy: number[];
   capacity: (number | null)[];
+  /** sparse accumulation: experts held this step, per layer. */
+  frozen?: number[][];
 }
 
 export class Trainer {
@@ -114,9 +116,12 @@ export class Trainer {
   /** separate streams so that data order does not depend on router noise and vice versa. */
   readonly dataRng: Rng;
   readonly noiseRng: Rng;
+  readonly controllers: Controller[];
   step = 0;
   nanStreak = 0;
   skippedSteps = 0;
+  /** the last step's controller metrics (capacity factors, dead experts, biases). */
+  controllerMetrics: Record<string, unknown> = {};
 
   constructor(cfg: Config, outDir: string) {
     this.cfg = cfg;
@@ -127,13 +132,13 @@ export class Trainer {
     this.dataRng = new Rng(cfg.seed + 1000);
     this.noiseRng = new Rng(cfg.seed + 2000);
     this.optimizer = new AdamW(this.model.variables(), { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weight_decay });
+    this.controllers = createControllers(cfg, { layers: this.model.moeLayers });
   }
 
   /** The forward context of step `step` for every layer (τ and noise annealing live here). */
   private layerContext(step: number, globals: GlobalBalanceStats[] | null): (layer: number) => ForwardContext {
-    const r = this.cfg.router;
-    const tau = annealTau(step, { tauStart: r.tau_start, tauEnd: r.tau_end, steps: this.cfg.steps, schedule: r.tau_schedule });
-    const noiseScale = r.noise_scale * (r.noise_anneal_steps > 0 ? Math.max(0, 1 - step / r.noise_anneal_steps) : 1);
+    const tau = tauAt(step, this.cfg);
+    const noiseScale = noiseScaleAt(step, this.cfg);
     return (l) => ({ training: true, rng: this.noiseRng, tau, noiseScale, globalStats: globals?.[l] });
   }
 
@@ -165,7 +170,7 @@ export class Trainer {
    * Gradients of one optimizer step summed over its micro-batches: task/accum + Σ weight·aux, with
    * global-batch balance statistics when there are several micro-batches. Caller disposes the grads.
    */
-  accumulateGradients(batches: Batch[], poison = false): { grads: Record<string, tf.Tensor>; res: StepResult } {
+  accumulateGradients(batches: Batch[], poison = false): { grads: Record<string, tf.Tensor>; res: StepResult; masks: Record<string, tf.Tensor> } {
     const cfg = this.cfg;
     const accum = batches.length;
     const weights = auxWeights(cfg);
@@ -179,8 +184,11 @@ export class Trainer {
       dropped: new Array(L).fill(0), assignments: new Array(L).fill(0), entropy: new Array(L).fill(0), capacity: new Array(L).fill(null),
     };
     const vars = this.model.variables();
+    const sparse = accum > 1 ? createSparseAccumulator(cfg, this.model.moeLayers) : null;
+    sparse?.beginStep();
     let acc: Record<string, tf.Tensor> | null = null;
     for (const batch of batches) {
+      const microLoads: Int32Array[] = [];
       const { grads } = tf.variableGrads(() => {
         const out = forwardBatch(this.model, batch, ctx);
         let total = tf.div(out.loss, accum) as tf.Scalar;
@@ -194,6 +202,7 @@ export class Trainer {
             res.aux[name] = (res.aux[name] ?? 0) + scaled.dataSync()[0];
             if (w > 0) total = tf.add(total, tf.mul(scaled, w)) as tf.Scalar;
           }
+          microLoads.push(m.stats.load);
           m.stats.load.forEach((c, e) => { res.loads[l][e] += c; });
           m.stats.routed.forEach((c, e) => { res.routed[l][e] += c; });
           res.dropped[l] += m.stats.dropped;
@@ -203,6 +212,12 @@ export class Trainer {
         });
         return total;
       }, vars);
+      if (sparse) {
+        // seed 004: each expert's gradient is averaged over the micro-batches where it got tokens
+        sparse.addMicroBatch(Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, accum)])), microLoads);
+        tf.dispose(Object.values(grads));
+        continue;
+      }
       if (acc === null) acc = grads;
       else {
         const prev: Record<string, tf.Tensor> = acc;
@@ -210,27 +225,49 @@ export class Trainer {
         tf.dispose([...Object.values(prev), ...Object.values(grads)]);
       }
     }
-    return { grads: acc!, res };
+    if (sparse) {
+      const out = sparse.finish(accum);
+      const masks: Record<string, tf.Tensor> = {};
+      out.frozenExperts.forEach((frozen, l) => {
+        if (frozen.length === 0) return;
+        const layer = this.model.moeLayers[l];
+        for (const key of expertKeys(layer)) masks[key] = expertUpdateMask(frozen, layer.config.numExperts);
+      });
+      res.frozen = out.frozenExperts;
+      return { grads: out.grads, res, masks };
+    }
+    return { grads: acc!, res, masks: {} };
   }
 
   /** One optimizer step: accumulate over micro-batches, clip, update (or skip if non-finite). */
   trainStep(poison = false): StepResult {
     const cfg = this.cfg;
     const batches = Array.from({ length: cfg.grad_accum_steps }, () => this.data.next(this.dataRng));
-    const { grads: acc, res } = this.accumulateGradients(batches, poison);
+    const { grads: raw, res, masks } = this.accumulateGradients(batches, poison);
+    const ctx: ControllerContext = {
+      step: this.step, layers: this.model.moeLayers, loads: res.loads, routed: res.routed, capacities: res.capacity, taskLoss: res.loss,
+    };
+    let acc = raw;
+    for (const c of this.controllers) {
+      if (!c.transformGrads) continue;
+      const changed = c.transformGrads(acc, ctx);
+      for (const [k, g] of Object.entries(changed)) { if (acc[k] !== g) acc[k].dispose(); acc = { ...acc, [k]: g }; }
+    }
     const clipped = clipByGlobalNorm(acc, cfg.grad_clip);
     tf.dispose(Object.values(acc));
     res.gradNorm = clipped.norm;
     res.finite = clipped.finite && Number.isFinite(res.loss);
     if (res.finite) {
       const lr = learningRate(this.step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
-      this.optimizer.step(clipped.grads, lr);
+      this.optimizer.step(clipped.grads, lr, masks);
       this.nanStreak = 0;
+      for (const c of this.controllers) c.afterStep?.(ctx);
+      this.controllerMetrics = Object.assign({}, ...this.controllers.map((c) => c.metrics?.() ?? {}));
     } else {
       this.nanStreak++;
       this.skippedSteps++;
     }
-    tf.dispose(Object.values(clipped.grads));
+    tf.dispose([...Object.values(clipped.grads), ...Object.values(masks)]);
     this.step++;
     return res;
   }
@@ -238,7 +275,7 @@ export class Trainer {
   /** Training state for a checkpoint (everything but tensors). */
   state(): TrainState {
     return {
-      step: this.step, rng: { data: this.dataRng.getState(), noise: this.noiseRng.getState() }, controllers: [],
+      step: this.step, rng: { data: this.dataRng.getState(), noise: this.noiseRng.getState() }, controllers: this.controllers.map((c) => c.state()),
       nanStreak: this.nanStreak, skippedSteps: this.skippedSteps, shape: shapeFields(this.cfg),
     };
   }
@@ -272,6 +309,10 @@ export class Trainer {
     this.optimizer.setState({ step: ck.optimizer.step, m, v });
     this.dataRng.setState(ck.state.rng.data as ReturnType<Rng['getState']>);
     this.noiseRng.setState(ck.state.rng.noise as ReturnType<Rng['getState']>);
+    if (ck.state.controllers.length !== this.controllers.length) {
+      throw new Error(`${all[all.length - 1]}: checkpoint has ${ck.state.controllers.length} balance controllers, the config has ${this.controllers.length}`);
+    }
+    this.controllers.forEach((c, i) => c.restore(ck.state.controllers[i]));
     this.step = ck.state.step;
     this.nanStreak = ck.state.nanStreak;
     this.skippedSteps = ck.state.skippedSteps;
@@ -297,6 +338,7 @@ function record(t: Trainer, r: StepResult, lr: number, tokensPerS: number): Metr
     load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
     router_entropy: meanOf(r.entropy), capacity_factor: t.model.moeLayers.map((l) => l.capacityFactor),
     skipped_steps: t.skippedSteps,
+    ...t.controllerMetrics,
   } as MetricRecord;
 }
 
