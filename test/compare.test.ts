@@ -1,0 +1,42 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it, expect } from 'vitest';
+import { runCompare, endOfRunBalance } from '../src/compare/compare.ts';
+import { methodOverrides, METHODS } from '../src/compare/methods.ts';
+import { parseConfig } from '../src/config.ts';
+import { applyOverrides } from '../src/config/overrides.ts';
+import type { MetricRecord } from '../src/metrics/jsonl.ts';
+
+describe('compare', () => {
+  it('every method is a valid config over seed000.yaml and switches its own balancing on', () => {
+    for (const m of Object.keys(METHODS)) {
+      const cfg = parseConfig(applyOverrides({ model_type: 'moe_mlp', data: { source: 'synthetic' }, batch_size: 4, seq_len: 10, dim: 16 }, methodOverrides(m)));
+      if (m === 'none') expect(cfg.use_load_balance).toBe(false);
+      if (m === 'aux_free') expect([cfg.balance.aux_free.enabled, cfg.aux_loss.type]).toEqual([true, 'none']);
+      if (m === 'expert_choice') expect(cfg.router.type).toBe('expert_choice');
+    }
+    expect(() => methodOverrides('magic')).toThrow(/unknown method 'magic'/);
+  });
+
+  it('end-of-run balance averages the window and counts experts idle throughout', () => {
+    const rec = (load: number[], cv: number) => ({ expert_load: [load], load_cv: cv, max_load_share: 0.5, maxvio: 1, dropped_fraction: 0.1 }) as unknown as MetricRecord;
+    const b = endOfRunBalance([rec([9, 9, 0, 0], 9), rec([4, 0, 4, 0], 1), rec([5, 0, 3, 0], 3)], 2);
+    expect(b.load_cv).toBe(2); // (1 + 3) / 2: the first record is outside the window
+    expect(b.dead_experts).toBe(2); // experts 1 and 3 had no tokens in both window steps
+  });
+
+  it('runs methods × seeds and writes compare.json in the documented shape', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-compare-'));
+    const results = await runCompare({ config: 'configs/seed000.yaml', methods: ['none', 'aux_free'], seeds: 2, out, sets: ['steps=30', 'dim=32', 'expert_hidden=64'] });
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'compare.json'), 'utf8'));
+    expect(json.methods.map((m: { method: string }) => m.method)).toEqual(['none', 'aux_free']);
+    for (const m of json.methods) {
+      for (const k of ['final_loss', 'final_loss_std', 'load_cv', 'max_load_share', 'maxvio', 'dropped_fraction', 'dead_experts', 'step_time_ratio']) expect(typeof m[k]).toBe('number');
+    }
+    expect(json.methods[0].step_time_ratio).toBe(1); // none is the reference
+    expect(fs.readdirSync(path.join(out, 'runs')).sort()).toEqual(['aux_free-seed0', 'aux_free-seed1', 'none-seed0', 'none-seed1']);
+    expect(fs.readFileSync(path.join(out, 'compare.md'), 'utf8')).toContain('| aux_free |');
+    expect(results[1].maxvio).toBeLessThan(results[0].maxvio); // the aux-free bias evens the load of the same model
+  });
+});
