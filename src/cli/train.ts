@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.ts';
 import { createProgress, loadBar, summaryTable } from '../metrics/terminal.ts';
 import { summarizeLoad } from '../metrics/balance.ts';
+import { writeReport } from '../report/report.ts';
 import { train, type TrainSummary } from '../train/trainer.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -87,8 +88,6 @@ export function register(program: Command): void {
       console.log(summaryText(s));
       console.log(`\nrun folder: ${outDir}`);
       if (o.report) {
-        const reportModule = '../report/index.ts'; // the report module is optional at type-check time
-        const { writeReport } = (await import(reportModule)) as { writeReport: (p: string) => Promise<string> };
         console.log(`report: ${await writeReport(outDir)}`);
       }
     });
