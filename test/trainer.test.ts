@@ -93,3 +93,22 @@ describeBackends('trainer with balance controllers', (backend) => {
     expect(Math.max(...biases.map((b) => b[0]))).toBeGreaterThan(0);
   });
 });
+
+describeBackends('untrusted checkpoints', (backend) => {
+  it('refuses a checkpoint of another model shape, and a corrupt state.json, naming the file and field', async () => {
+    const dir = tmp();
+    await train(smallConfig({ backend, steps: 2 }), { outDir: dir });
+    const other = new Trainer(smallConfig({ backend, steps: 2, expert_num: 8 }), dir);
+    expect(() => other.restore()).toThrow(/checkpoint was made with expert_num = 4, but the model has expert_num = 8/);
+    other.dispose();
+    const state = path.join(dir, 'checkpoints', 'step-00000002', 'state.json');
+    const good = fs.readFileSync(state, 'utf8');
+    for (const [bad, why] of [['{"step": -1}', /field 'step'/], ['[1,2]', /field '\(root\)'/], ['{nope', /not JSON/],
+      [good.replace(/"nanStreak":\s*\d+/, '"nanStreak": "x"'), /field 'nanStreak'/]] as const) {
+      fs.writeFileSync(state, bad);
+      const t = new Trainer(smallConfig({ backend, steps: 2 }), dir);
+      expect(() => t.restore()).toThrow(new RegExp(`state\\.json: .*${why.source}`));
+      t.dispose();
+    }
+  });
+});

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { checkTensorsAgainst, readSafetensorsFile, writeSafetensorsAtomic, type SafeTensor } from '../io/safetensors.ts';
+import { z } from 'zod';
 import type { AdamWState } from './adamw.ts';
 
 export const CHECKPOINT_DIR = 'checkpoints';
@@ -24,6 +25,33 @@ export interface TrainState {
   /** the model-shaping config fields, checked against the model on load. */
   shape: Record<string, unknown>;
   extra?: Record<string, unknown>;
+}
+
+const rngState = z.strictObject({ s: z.number().int().min(0).max(0xffffffff), spare: z.number().finite().nullable() });
+const StateSchema = z.strictObject({
+  step: z.number().int().min(0),
+  rng: z.strictObject({ data: rngState, noise: rngState }),
+  controllers: z.array(z.unknown()).max(64),
+  nanStreak: z.number().int().min(0),
+  skippedSteps: z.number().int().min(0),
+  shape: z.record(z.string(), z.unknown()),
+  extra: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** Parses state.json of an untrusted checkpoint: a clean error naming the file and field, never a crash later. */
+export function parseTrainState(text: string, file: string): TrainState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+  }
+  const r = StateSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new Error(`${file}: field '${i.path.join('.') || '(root)'}' is invalid: ${i.message}`);
+  }
+  return r.data as TrainState;
 }
 
 export interface Checkpoint {
@@ -90,7 +118,9 @@ export function saveCheckpoint(
 export function loadCheckpoint(
   dir: string, expectedShapes: Record<string, number[]>, trainableShapes: Record<string, number[]>, expectedShape: Record<string, unknown>,
 ): Checkpoint {
-  const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as TrainState;
+  const stateFile = path.join(dir, 'state.json');
+  if (fs.statSync(stateFile).size > 16 * 1024 * 1024) throw new Error(`${stateFile}: larger than 16 MB, not a Switchyard state file`);
+  const state = parseTrainState(fs.readFileSync(stateFile, 'utf8'), stateFile);
   for (const [k, v] of Object.entries(expectedShape)) {
     if (JSON.stringify(state.shape?.[k]) !== JSON.stringify(v)) {
       throw new Error(`${dir}: checkpoint was made with ${k} = ${JSON.stringify(state.shape?.[k])}, but the model has ${k} = ${JSON.stringify(v)}`);
