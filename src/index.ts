@@ -35,3 +35,29 @@ export { stopGradient } from './ops/stop_gradient.ts';
 export { encodeSafetensors, decodeSafetensors, readSafetensorsFile, writeSafetensorsAtomic, checkTensorsAgainst, SafetensorsError } from './io/safetensors.ts';
 export { parseYamlSafe, readYamlFile, YamlError } from './io/yaml_safe.ts';
 export { writeFileAtomic, writeJsonAtomic } from './io/atomic.ts';
+
+// config, model, training
+export { loadConfig, parseConfig, applyOverrides, configToYaml, ConfigError, DEFAULT_CONFIG, type Config } from './config.ts';
+export { MoEModel, moeConfigFromConfig, crossEntropy } from './model/model.ts';
+export { generateTokens } from './model/generate.ts';
+export { train, Trainer, evaluate, type TrainOptions, type TrainSummary } from './train/trainer.ts';
+export { AdamW } from './train/adamw.ts';
+export { learningRate } from './train/schedule.ts';
+export { clipByGlobalNorm } from './train/clip.ts';
+export { globalBatchAux, type GlobalBalanceStats } from './losses/global_batch.ts';
+export { createControllers, SparseGradientAccumulator, type Controller, type ControllerContext } from './train/controllers/index.ts';
+export { runCompare, type MethodResult } from './compare/compare.ts';
+export { METHODS } from './compare/methods.ts';
+
+// metrics and reports
+export { loadShare, loadCv, maxLoadShare, maxVio, maxVioGlobal, droppedFraction, expertUtilization, utilizationStd, summarizeLoad, summarizeLayers, DeadExpertTracker } from './metrics/balance.ts';
+export { MetricsWriter, readMetrics, type MetricRecord } from './metrics/jsonl.ts';
+export { writeReport, textReport } from './report/report.ts';
+export { screenshotReport } from './report/screenshot.ts';
+
+// cluster scale
+export { rebalanceExperts, type EplbPlan } from './plan/eplb.ts';
+export { planPlacement, type PlanOptions, type PlanReport } from './plan/planner.ts';
+export { readLoadFile } from './plan/load_formats.ts';
+export { toSglang, toVllm, readPlacement } from './plan/placement_io.ts';
+export { simulate, simulateLayer } from './sim/simulate.ts';
