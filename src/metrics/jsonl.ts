@@ -13,6 +13,12 @@ export interface EpRankTiming {
   compute_ms: number;
   comm_ms: number;
   idle_ms: number;
+  /** bytes this rank sent (dispatch as home rank or gateway, rows home, gradients). */
+  bytes_sent?: number;
+  /** the inter-node part of bytes_sent. */
+  bytes_inter?: number;
+  /** compute / (compute + comm). */
+  comm_efficiency?: number;
 }
 
 /**
