@@ -1,6 +1,7 @@
 /**
  * `switchyard simulate`: prices MoE layers on a topology (alpha–beta links, NIC contention, straggler GPU) for flat
- * and hierarchical all-to-all, with and without chunked overlap; `--sweep` gives the expert-count table and a
+ * and hierarchical all-to-all, with and without chunked overlap, optionally on static vs adaptive inter-node paths
+ * (`--paths`); `--sweep` gives the expert-count table and a
  * deployment recommendation by cluster size.
  */
 import type { Command } from 'commander';
@@ -8,15 +9,17 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { readLoadFile } from '../plan/load_formats.ts';
 import { readPlacement } from '../plan/placement_io.ts';
 import { readModelShape, type ModelShapeConfig } from '../sim/model_shape.ts';
+import { maxFlowCount, MAX_FLOWS, type PathMode } from '../sim/paths.ts';
 import { parseLoadSpec, simulate, sumLayers, type LayerResult, type LoadSpec, type StrategyResult } from '../sim/simulate.ts';
 import { parseSweep, recommend, runSweep } from '../sim/sweep.ts';
 import { fix, formatTable, mb, ms, pct } from '../sim/table.ts';
-import { readTopology } from '../sim/topology.ts';
+import { readTopology, type Topology } from '../sim/topology.ts';
+import { hasSeveralPaths } from '../sim/topology_routing.ts';
 
 interface SimFlags {
   topology?: string; model?: string; load: string[]; placement?: string; sweep?: string[]; out?: string; experts?: string;
   tokensPerGpu?: string; hidden?: string; topK?: string; expertFfn?: string; layers?: string;
-  dispatchBytes?: string; combineBytes?: string; chunks?: string; slotsPerGpu?: string;
+  dispatchBytes?: string; combineBytes?: string; chunks?: string; slotsPerGpu?: string; paths?: string; rerouteThreshold?: string;
 }
 
 /** Numeric model flags → schema keys (validated by the schema, which names the field). */
@@ -47,10 +50,25 @@ async function loadSpec(words: string[], experts?: number): Promise<{ spec: Load
   return { spec: parseLoadSpec(head), label: head };
 }
 
-/** Mean over layers of each timing field. */
-function meanStrategy(rs: LayerResult[], key: 'flat' | 'hierarchical'): StrategyResult {
-  const m = (f: (s: StrategyResult) => number): number => sumLayers(rs, (r) => f(r[key])) / rs.length;
-  const s = rs[0][key];
+/** --paths static|adaptive|both; default both when some node pair has several paths (and the flows fit), else none. */
+function pathModes(f: SimFlags, topo: Topology): { modes: PathMode[]; note?: string } {
+  if (f.paths === undefined) {
+    if (!hasSeveralPaths(topo)) return { modes: [] };
+    if (maxFlowCount(topo) > MAX_FLOWS) return { modes: [], note: `static vs adaptive paths skipped: up to ${maxFlowCount(topo)} inter-node flows per layer exceed ${MAX_FLOWS}` };
+    return { modes: ['static', 'adaptive'] };
+  }
+  switch (f.paths) {
+    case 'static': return { modes: ['static'] };
+    case 'adaptive': return { modes: ['adaptive'] };
+    case 'both': return { modes: ['static', 'adaptive'] };
+    default: throw new Error(`--paths ${JSON.stringify(f.paths)}: expected static, adaptive or both`);
+  }
+}
+
+/** Mean over layers of each timing field of the strategy that `pick` selects. */
+function meanStrategy(rs: LayerResult[], pick: (r: LayerResult) => StrategyResult): StrategyResult {
+  const m = (f: (s: StrategyResult) => number): number => sumLayers(rs, (r) => f(pick(r))) / rs.length;
+  const s = pick(rs[0]);
   return {
     ...s, dispatch: m((x) => x.dispatch), compute: m((x) => x.compute), combine: m((x) => x.combine), total: m((x) => x.total),
     overlapped: m((x) => x.overlapped), interBytes: m((x) => x.interBytes), intraBytes: m((x) => x.intraBytes),
@@ -59,12 +77,31 @@ function meanStrategy(rs: LayerResult[], key: 'flat' | 'hierarchical'): Strategy
   };
 }
 
-/** The per-layer table: one row per strategy, no overlap and overlapped. */
-function layerTable(flat: StrategyResult, hier: StrategyResult): string {
-  const row = (name: string, s: StrategyResult): string[] => [name, ms(s.dispatch), ms(s.compute), ms(s.combine), ms(s.total),
-    pct(s.overhead), fix(s.efficiency), ms(s.overlapped), String(s.chunks), pct(s.overlappedOverhead), fix(s.overlappedEfficiency)];
+/** The per-layer table: one row per (name, strategy), no overlap and overlapped; extra columns appended per row. */
+function layerTable(rows: Array<[string, StrategyResult, ...string[]]>, extra: string[] = []): string {
+  const row = ([name, s, ...more]: [string, StrategyResult, ...string[]]): string[] => [name, ms(s.dispatch), ms(s.compute), ms(s.combine), ms(s.total),
+    pct(s.overhead), fix(s.efficiency), ms(s.overlapped), String(s.chunks), pct(s.overlappedOverhead), fix(s.overlappedEfficiency), ...more];
   return formatTable(['all-to-all', 'dispatch ms', 'compute ms', 'combine ms', 'total ms', 'comm overhead', 'comm eff',
-    'overlapped ms', 'chunks', 'overhead', 'eff'], [row('flat', flat), row('hierarchical', hier)]);
+    'overlapped ms', 'chunks', 'overhead', 'eff', ...extra], rows.map(row));
+}
+
+/** Prints the static vs adaptive paths table (means over layers) and the one-forward sums. */
+function printPaths(rs: LayerResult[], topo: Topology, modes: PathMode[], threshold: number | undefined): void {
+  const S = topo.fabric?.spineLinks;
+  const where = `${topo.nicsPerNode} NIC${topo.nicsPerNode > 1 ? 's' : ''} (rails) per node` +
+    (topo.fabric ? `, ${Math.ceil(topo.nodes / topo.fabric.nodesPerLeaf)} leaves of ${topo.fabric.nodesPerLeaf} nodes × ${S} spine uplinks (${fix(topo.fabric.spineBw / 1e9, 1)} GB/s each)` : ', non-blocking fabric');
+  console.log(`paths: ${where}; static = own NIC + ECMP hash, adaptive = re-route when ${pct(threshold ?? 0.05)} cheaper; per MoE layer, mean over ${rs.length} layers:`);
+  const rows: Array<[string, StrategyResult, ...string[]]> = [];
+  for (const key of ['flat', 'hierarchical'] as const) {
+    for (const mode of modes) {
+      const moved = sumLayers(rs, (r) => r.paths![mode]!.rerouted[key]) / rs.length;
+      rows.push([`${key} ${mode}`, meanStrategy(rs, (r) => r.paths![mode]![key]), pct(moved)]);
+    }
+  }
+  console.log(layerTable(rows, ['rerouted']));
+  const sum = (mode: PathMode, key: 'flat' | 'hierarchical', f: (s: StrategyResult) => number): string => ms(sumLayers(rs, (r) => f(r.paths![mode]![key])));
+  console.log(`all ${rs.length} MoE layers (one forward): ` + (['flat', 'hierarchical'] as const).map((key) =>
+    `${key} ${modes.map((mode) => `${mode} ${sum(mode, key, (s) => s.total)} ms (overlapped ${sum(mode, key, (s) => s.overlapped)})`).join(', ')}`).join('; '));
 }
 
 /** Adds `switchyard simulate`. */
@@ -80,6 +117,8 @@ export function register(program: Command): void {
     .option('--load <spec...>', 'uniform | zipf:S[:SEED] | trace FILE', ['uniform'])
     .option('--placement <file>', 'plan JSON, SGLang physical_to_logical_map JSON or vLLM mapping JSONL (default: slot i → expert i mod E)')
     .option('--sweep <spec...>', 'expert sweep, e.g. experts=8,32,64,128 top_k=2,2,4,4 (plus a recommendation by cluster size)')
+    .option('--paths <mode>', 'static | adaptive | both: inter-node routes over rails and spines (default both when the topology has several paths)')
+    .option('--reroute-threshold <t>', 'adaptive paths re-route a flow when another path is this share cheaper (default 0.05)')
     .option('--out <file>', 'write all results as JSON (atomically)')
     .action(async (f: SimFlags) => {
       if (!f.topology) throw new Error('--topology FILE is required');
@@ -103,20 +142,25 @@ export function register(program: Command): void {
         return;
       }
       const placement = f.placement ? await readPlacement(f.placement) : undefined;
+      const { modes, note } = pathModes(f, topo);
+      const threshold = f.rerouteThreshold === undefined ? undefined : Number(f.rerouteThreshold);
+      if (threshold !== undefined && !(threshold >= 0 && threshold < 1)) throw new Error(`--reroute-threshold ${JSON.stringify(f.rerouteThreshold)}: expected a number in [0, 1)`);
       const t0 = performance.now();
-      const rs = simulate(topo, shape, spec, placement);
+      const rs = simulate(topo, shape, spec, placement, { paths: modes, threshold });
       const elapsed = performance.now() - t0;
       const slots = placement ? placement[0].length / topo.gpus : shape.slotsPerGpu ?? Math.ceil(shape.experts / topo.gpus);
       console.log(`model: ${rs.length} MoE layers, ${shape.experts} experts top-${shape.topK}, ${shape.tokensPerGpu} tokens/GPU, hidden ${shape.hidden}, expert_ffn ${shape.expertFfn}`);
       console.log(`load: ${label}; placement: ${f.placement ?? `default (slot i → expert i mod ${shape.experts})`}, ${slots} slots/GPU; ` +
         `compute balancedness mean ${fix(sumLayers(rs, (r) => r.balancedness) / rs.length)}`);
-      const flat = meanStrategy(rs, 'flat'), hier = meanStrategy(rs, 'hierarchical');
-      console.log(`per MoE layer, mean over ${rs.length} layers:`);
-      console.log(layerTable(flat, hier));
+      const flat = meanStrategy(rs, (r) => r.flat), hier = meanStrategy(rs, (r) => r.hierarchical);
+      console.log(`per MoE layer, mean over ${rs.length} layers${topo.fabric ? ' (each GPU on its own NIC, fabric taken as non-blocking)' : ''}:`);
+      console.log(layerTable([['flat', flat], ['hierarchical', hier]]));
       console.log(`dispatch bytes sent per GPU: flat ${mb(flat.interBytes)} inter-node + ${mb(flat.intraBytes)} NVLink; ` +
         `hierarchical ${mb(hier.interBytes)} inter-node + ${mb(hier.intraBytes)} NVLink`);
       console.log(`all ${rs.length} MoE layers (one forward): flat ${ms(sumLayers(rs, (r) => r.flat.total))} ms (overlapped ${ms(sumLayers(rs, (r) => r.flat.overlapped))}), ` +
         `hierarchical ${ms(sumLayers(rs, (r) => r.hierarchical.total))} ms (overlapped ${ms(sumLayers(rs, (r) => r.hierarchical.overlapped))}); simulated in ${elapsed.toFixed(0)} ms`);
+      if (modes.length) printPaths(rs, topo, modes, threshold);
+      if (note) console.log(note);
       if (f.out) writeFileAtomic(f.out, `${JSON.stringify({ topology: topo, model: shape, load: label, layers: rs }, null, 1)}\n`);
     });
 }

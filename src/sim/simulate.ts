@@ -7,9 +7,16 @@
 import { Rng } from '../rng.ts';
 import { computeTime, flatTime, hierarchicalTime, overlapTime } from './cost.ts';
 import type { ModelShape } from './model_shape.ts';
+import { pricePaths, type PathMode, type PathsResult } from './paths.ts';
 import { fitTopK, permuteModel, type TopKModel } from './routing.ts';
 import type { Topology } from './topology.ts';
+import type { AdaptiveOptions } from './topology_routing.ts';
 import { layerTraffic, trivialPlacement, type LayerTraffic } from './traffic.ts';
+
+/** Optional static vs adaptive paths over a multi-path topology (src/sim/paths.ts); off by default. */
+export interface SimOptions extends AdaptiveOptions {
+  paths?: PathMode[];
+}
 
 /** Routing load distribution over experts. */
 export type LoadSpec =
@@ -45,6 +52,8 @@ export interface LayerResult {
   computeMean: number;
   flat: StrategyResult;
   hierarchical: StrategyResult;
+  /** The same all-to-alls on static and/or adaptive route tables, when SimOptions.paths asks. */
+  paths?: PathsResult;
 }
 
 /** Parses "uniform", "zipf:1.2" or "zipf:1.2:seed"; traces come in through {kind:'trace'}. */
@@ -115,16 +124,18 @@ function price(topo: Topology, shape: ModelShape, tr: LayerTraffic): { flat: Str
 }
 
 /** Simulates one layer: shares [E], placement phy2log [R]. */
-export function simulateLayer(topo: Topology, shape: ModelShape, shares: ArrayLike<number>, phy2log: ArrayLike<number>, model?: TopKModel): LayerResult {
+export function simulateLayer(topo: Topology, shape: ModelShape, shares: ArrayLike<number>, phy2log: ArrayLike<number>, model?: TopKModel, opts: SimOptions = {}): LayerResult {
   const m = model ?? fitTopK(shares, shape.topK);
   const tr = layerTraffic(phy2log, m, topo.gpus, topo.nodes);
   let max = 0, sum = 0;
   for (const x of tr.lambda) { max = Math.max(max, x); sum += x; }
-  return { layer: 0, balancedness: sum / tr.lambda.length / max, ...price(topo, shape, tr) };
+  const res: LayerResult = { layer: 0, balancedness: sum / tr.lambda.length / max, ...price(topo, shape, tr) };
+  if (opts.paths?.length) res.paths = pricePaths(topo, shape, tr, res.flat.compute, opts.paths, opts);
+  return res;
 }
 
 /** Simulates every MoE layer; placement [L][R] or [1][R] (broadcast), default trivial (slot i → expert i mod E). */
-export function simulate(topo: Topology, shape: ModelShape, load: LoadSpec, placement?: number[][]): LayerResult[] {
+export function simulate(topo: Topology, shape: ModelShape, load: LoadSpec, placement?: number[][], opts: SimOptions = {}): LayerResult[] {
   const layers = load.kind === 'trace' ? load.weight.length : shape.layers;
   const { shares, models } = layerModels(load, shape.experts, shape.topK, layers);
   const place = placement ?? [trivialPlacement(shape.experts, topo.gpus, shape.slotsPerGpu)];
@@ -138,7 +149,7 @@ export function simulate(topo: Topology, shape: ModelShape, load: LoadSpec, plac
     const row = place.length === 1 ? place[0] : place[l];
     // Identical layers (uniform loads, one placement) are priced once.
     const key = load.kind === 'uniform' && place.length === 1 ? 'all' : `${l}`;
-    const hit = cache.get(key) ?? simulateLayer(topo, shape, f, row, models[l]);
+    const hit = cache.get(key) ?? simulateLayer(topo, shape, f, row, models[l], opts);
     cache.set(key, hit);
     return { ...hit, layer: l };
   });

@@ -23,6 +23,16 @@ export const TopologySchema = z.strictObject({
     latency_us: z.number().min(0),
     nics_per_node: z.int().min(1).optional(),
   }),
+  /**
+   * Optional two-level (leaf–spine) fabric between the NICs: nodes_per_leaf nodes hang on one leaf switch, which
+   * has spine_links uplinks (one per spine), each carrying nodes_per_leaf · nics_per_node · NIC bandwidth /
+   * (spine_links · oversubscription) per direction. Absent: a non-blocking fabric (any NIC reaches any NIC).
+   */
+  fabric: z.strictObject({
+    nodes_per_leaf: z.int().min(1),
+    spine_links: z.int().min(1),
+    oversubscription: z.number().min(1).default(1),
+  }).optional(),
   gpu: z.strictObject({
     /** Dense peak of the expert GEMM dtype, TFLOP/s. */
     tflops: z.number().positive(),
@@ -48,6 +58,8 @@ export interface Topology {
   nicsPerNode: number;
   /** Achieved FLOP/s per GPU (tflops · 1e12 · mfu). */
   flops: number;
+  /** Leaf–spine fabric (src/sim/topology_routing.ts); absent = non-blocking. spineBw: bytes/s per uplink and direction. */
+  fabric?: { nodesPerLeaf: number; spineLinks: number; spineBw: number };
 }
 
 /** Formats zod issues as one line naming each bad field. */
@@ -73,6 +85,9 @@ export function parseYaml<T extends z.ZodType>(text: string, schema: T, source: 
 export function toTopology(c: TopologyConfig): Topology {
   const nics = c.inter_node.nics_per_node ?? c.gpus_per_node;
   if (c.gpus_per_node % nics !== 0) throw new Error(`inter_node.nics_per_node ${nics} does not divide gpus_per_node ${c.gpus_per_node}`);
+  const f = c.fabric;
+  if (f && c.nodes % f.nodes_per_leaf !== 0) throw new Error(`fabric.nodes_per_leaf ${f.nodes_per_leaf} does not divide nodes ${c.nodes}`);
+  const nicBw = (c.inter_node.bandwidth_Gbit_per_s * 1e9) / 8;
   return {
     name: c.name,
     nodes: c.nodes,
@@ -80,10 +95,11 @@ export function toTopology(c: TopologyConfig): Topology {
     gpus: c.nodes * c.gpus_per_node,
     nvlinkBw: c.intra_node.bandwidth_GB_per_s * 1e9,
     nvlinkLat: c.intra_node.latency_us * 1e-6,
-    nicBw: (c.inter_node.bandwidth_Gbit_per_s * 1e9) / 8,
+    nicBw,
     nicLat: c.inter_node.latency_us * 1e-6,
     nicsPerNode: nics,
     flops: c.gpu.tflops * 1e12 * c.gpu.mfu,
+    ...(f ? { fabric: { nodesPerLeaf: f.nodes_per_leaf, spineLinks: f.spine_links, spineBw: (f.nodes_per_leaf * nics * nicBw) / (f.spine_links * f.oversubscription) } } : {}),
   };
 }
 
@@ -98,8 +114,10 @@ export async function readTopology(path: string): Promise<Topology> {
   return toTopology(parseYaml(text, TopologySchema, path));
 }
 
-/** The same topology with a different node count (for sweeps over cluster size). */
+/** The same topology with a different node count (for sweeps over cluster size); a fabric keeps its leaf size (last leaf may be partial). */
 export function withNodes(t: Topology, nodes: number, gpusPerNode = t.gpusPerNode): Topology {
   const nics = Math.min(t.nicsPerNode, gpusPerNode);
-  return { ...t, nodes, gpusPerNode, gpus: nodes * gpusPerNode, nicsPerNode: gpusPerNode % nics === 0 ? nics : gpusPerNode };
+  const out: Topology = { ...t, nodes, gpusPerNode, gpus: nodes * gpusPerNode, nicsPerNode: gpusPerNode % nics === 0 ? nics : gpusPerNode };
+  if (t.fabric) out.fabric = { ...t.fabric, nodesPerLeaf: Math.min(t.fabric.nodesPerLeaf, nodes) };
+  return out;
 }
