@@ -63,25 +63,45 @@ interface Config { name: string; enter: () => void; step: () => void; ep: Expert
 /** Step times and (for ep) per-rank timings and traffic of one configuration. */
 interface Samples { ms: number[]; ranks: EpRankTiming[][]; overlap: number[]; wall: number[]; inter: number[]; intra: number[]; dispatchInter: number[] }
 
-/** Runs every config once per round, rounds interleaved, so load from other work hits all configs alike. */
-function measure(configs: Config[], rounds: number): Map<string, Samples> {
-  const out = new Map<string, Samples>(configs.map((c) => [c.name, { ms: [], ranks: [], overlap: [], wall: [], inter: [], intra: [], dispatchInter: [] }]));
-  for (let round = -1; round < rounds; round++) { // round −1 warms every config up (kernels, memory growth)
-    for (const c of configs) {
-      c.enter();
-      c.ep?.takeTimings(); c.ep?.takeTraffic();
-      const t0 = performance.now();
-      c.step();
-      const ms = performance.now() - t0;
-      if (round < 0) continue;
-      const smp = out.get(c.name)!;
-      smp.ms.push(ms);
-      if (c.ep) {
-        smp.ranks.push(c.ep.takeTimings());
-        const tr = c.ep.takeTraffic();
-        smp.overlap.push(tr.overlap_ms); smp.wall.push(tr.wall_ms); smp.inter.push(tr.total.inter); smp.intra.push(tr.total.intra); smp.dispatchInter.push(tr.dispatch.inter);
-      }
-    }
+const emptySamples = (): Samples => ({ ms: [], ranks: [], overlap: [], wall: [], inter: [], intra: [], dispatchInter: [] });
+
+/** Runs one step of c, recording it into smp when given. */
+function record(c: Config, smp: Samples | null): void {
+  c.ep?.takeTimings(); c.ep?.takeTraffic();
+  const t0 = performance.now();
+  c.step();
+  const ms = performance.now() - t0;
+  if (!smp) return;
+  smp.ms.push(ms);
+  if (c.ep) {
+    smp.ranks.push(c.ep.takeTimings());
+    const tr = c.ep.takeTraffic();
+    smp.overlap.push(tr.overlap_ms); smp.wall.push(tr.wall_ms); smp.inter.push(tr.total.inter); smp.intra.push(tr.total.intra); smp.dispatchInter.push(tr.dispatch.inter);
+  }
+}
+
+/** Runs every config once per round (after a warm-up round), rounds interleaved, so load from other work hits all configs alike. */
+function measureInterleaved(configs: Config[], rounds: number): Map<string, Samples> {
+  const out = new Map<string, Samples>(configs.map((c) => [c.name, emptySamples()]));
+  for (let round = -1; round < rounds; round++) {
+    for (const c of configs) { c.enter(); record(c, round < 0 ? null : out.get(c.name)!); }
+  }
+  return out;
+}
+
+/**
+ * Runs each config's steps back to back after two warm-up steps. Used for the router skews, in order of
+ * rising skew: a rank that sat idle for a few steps runs its next steps measurably slower (measured: the
+ * slowdown follows the idle rank when the placement is swapped), which would bias an interleaved run.
+ */
+function measureBlocks(configs: Config[], steps: number): Map<string, Samples> {
+  const out = new Map<string, Samples>();
+  for (const c of configs) {
+    c.enter();
+    record(c, null); record(c, null);
+    const smp = emptySamples();
+    for (let i = 0; i < steps; i++) record(c, smp);
+    out.set(c.name, smp);
   }
   return out;
 }
@@ -130,39 +150,47 @@ function plannedTraffic(s: Setup): Record<string, unknown> {
 }
 
 export async function benchParallel(opts: { T?: number; D?: number; H?: number; E?: number; k?: number; rounds?: number } = {}): Promise<Record<string, unknown>> {
-  const { T = 2048, D = 256, H = 1024, E = 8, k = 2, rounds = 5 } = opts;
+  const { T = 2048, D = 256, H = 1024, E = 8, k = 2, rounds = 4 } = opts;
   await initBackend('wasm', { quiet: true });
-  const machine = { cpus: cpus().length, load_avg_1m_at_start: +loadavg()[0].toFixed(2), note: 'CPU cores shared with other work while measuring; configurations interleaved per round' };
+  const machine = { cpus: cpus().length, load_avg_1m_at_start: +loadavg()[0].toFixed(2), note: 'ep1 vs ep2 configurations interleaved per round; router skews measured in blocks on a fresh group' };
 
   // ep 1: experts on the main thread; ep 2: the same layer (same seed), experts on two workers.
   const s1 = setup(T, D, H, E, k);
   const adam1 = new AdamW(s1.layer.variables(), {});
   const s = setup(T, D, H, E, k);
-  const ep = new ExpertParallel({ epSize: 2, nodes: 2, layerWeights: s.layer.experts, activation: 'relu', timeoutMs: 120_000 });
-  const t0 = performance.now();
-  await ep.ready();
-  const startMs = Math.round(performance.now() - t0);
+  const start = async () => {
+    const g = new ExpertParallel({ epSize: 2, nodes: 2, layerWeights: s.layer.experts, activation: 'relu', timeoutMs: 120_000 });
+    const t0 = performance.now();
+    await g.ready();
+    return { g, ms: Math.round(performance.now() - t0) };
+  };
+  const { g: ep, ms: startMs } = await start();
   s.layer.executor = ep;
   const adam = new AdamW([s.layer.gate], {});
-  const step1 = makeStep(s1, adam1, null), step2 = makeStep(s, adam, ep);
-  // Skew: raise the logits of rank 0's experts (0..E/2−1) so more tokens pick them (init logits have std ≈ 0.3).
-  const skew = (bias: number) => s.layer.logitAdjust.assign(tf.tensor1d(Array.from({ length: E }, (_, e) => (e < E / 2 ? bias : 0))));
-  const ep2 = (name: string, comm: Partial<CommConfig>, bias = 0): Config => ({ name, ep, step: step2, enter: () => { ep.setComm(comm); skew(bias); } });
-  const biases = [0.25, 0.5, 2];
-  const configs: Config[] = [
+  const step1 = makeStep(s1, adam1, null);
+  const ep2 = (name: string, comm: Partial<CommConfig>): Config => ({ name, ep, step: makeStep(s, adam, ep), enter: () => ep.setComm(comm) });
+  const samples = measureInterleaved([
     { name: 'ep1_main_thread', ep: null, step: step1, enter: () => {} },
     ep2('ep2_flat', { mode: 'flat', chunks: 1 }),
     ep2('ep2_flat_chunks4', { mode: 'flat', chunks: 4 }),
     ep2('ep2_hierarchical_nodes2', { mode: 'hierarchical', chunks: 1 }),
-    ...biases.map((b) => ep2(`skew_bias_${b}`, { mode: 'flat', chunks: 1 }, b)),
-  ];
-  const rowsAt = (bias: number) => { skew(bias); return rowsPerRank(s, 2); };
-  const rows = Object.fromEntries([0, ...biases].map((b) => [b, rowsAt(b)]));
-  skew(0);
+  ], rounds);
+  const rows0 = rowsPerRank(s, 2);
   const planned = plannedTraffic(s);
-  const samples = measure(configs, rounds);
-  adam.dispose(); adam1.dispose();
   await ep.dispose();
+
+  // Skew: raise the logits of rank 0's experts (0..E/2−1) so more tokens pick them (init logits have std ≈ 0.3).
+  // A fresh group (same initial weights), biases in rising order, bias 0 as the balanced reference.
+  const { g: sk } = await start();
+  s.layer.executor = sk;
+  const adamS = new AdamW([s.layer.gate], {});
+  const skew = (bias: number) => s.layer.logitAdjust.assign(tf.tensor1d(Array.from({ length: E }, (_, e) => (e < E / 2 ? bias : 0))));
+  const biases = [0, 0.25, 0.5, 2];
+  const rows = Object.fromEntries(biases.map((b) => { skew(b); return [b, rowsPerRank(s, 2)]; }));
+  const skewSamples = measureBlocks(biases.map((b) => ({ name: `bias_${b}`, ep: sk, step: makeStep(s, adamS, sk), enter: () => skew(b) })), rounds);
+  skew(0);
+  adam.dispose(); adam1.dispose(); adamS.dispose();
+  await sk.dispose();
   for (const z of [s1, s]) { z.layer.dispose(); z.x.dispose(); }
 
   const sum = (name: string) => summarize(samples.get(name)!, T);
@@ -171,12 +199,12 @@ export async function benchParallel(opts: { T?: number; D?: number; H?: number; 
   return {
     shape: { T, D, H, E, k, activation: 'relu', policy: 'dropless' }, machine, worker_start_ms: startMs,
     ep1_main_thread: sum('ep1_main_thread'),
-    ep2_flat: { rows_per_rank: rows[0], ...sum('ep2_flat') },
+    ep2_flat: { rows_per_rank: rows0, ...sum('ep2_flat') },
     ep2_flat_chunks4: sum('ep2_flat_chunks4'),
     ep2_hierarchical_nodes2: sum('ep2_hierarchical_nodes2'),
     speedup_ep2_over_ep1: +(tps('ep2_flat') / tps('ep1_main_thread')).toFixed(2),
     chunking_time_saved_ms: +(median(samples.get('ep2_flat')!.ms) - median(samples.get('ep2_flat_chunks4')!.ms)).toFixed(1),
-    skewed_router: Object.fromEntries(biases.map((b) => [`bias_${b}`, { rows_per_rank: rows[b], rank0_share: share(rows[b]), ...sum(`skew_bias_${b}`) }])),
+    skewed_router: Object.fromEntries(biases.map((b) => [`bias_${b}`, { rows_per_rank: rows[b], rank0_share: share(rows[b]), ...summarize(skewSamples.get(`bias_${b}`)!, T) }])),
     planned_dispatch_bytes: planned,
   };
 }
