@@ -61,3 +61,7 @@ export { planPlacement, type PlanOptions, type PlanReport } from './plan/planner
 export { readLoadFile } from './plan/load_formats.ts';
 export { toSglang, toVllm, readPlacement } from './plan/placement_io.ts';
 export { simulate, simulateLayer } from './sim/simulate.ts';
+
+// expert parallelism
+export { ExpertParallel, type ExpertParallelOptions } from './parallel/expert_parallel.ts';
+export { expertToRank, placementFromPhy2Log, defaultPlacement, type Placement } from './parallel/placement.ts';

@@ -21,6 +21,9 @@ import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMas
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
 import { clipByGlobalNorm } from './clip.ts';
 import { createDataSource, type Batch, type DataSource } from './data_source.ts';
+import { ExpertParallel } from '../parallel/expert_parallel.ts';
+import { placementFromPhy2Log } from '../parallel/placement.ts';
+import { readPlacement } from '../plan/placement_io.ts';
 import { learningRate } from './schedule.ts';
 
 export interface TrainOptions {
@@ -122,6 +125,8 @@ export class Trainer {
   skippedSteps = 0;
   /** the last step's controller metrics (capacity factors, dead experts, biases). */
   controllerMetrics: Record<string, unknown> = {};
+  /** expert parallelism (parallel.ep_size > 1): the routed experts' weights, gradients and AdamW live in workers. */
+  ep: ExpertParallel | null = null;
 
   constructor(cfg: Config, outDir: string) {
     this.cfg = cfg;
@@ -131,8 +136,42 @@ export class Trainer {
     this.model = new MoEModel(cfg, this.data.vocab, initRng);
     this.dataRng = new Rng(cfg.seed + 1000);
     this.noiseRng = new Rng(cfg.seed + 2000);
-    this.optimizer = new AdamW(this.model.variables(), { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weight_decay });
+    const parallel = cfg.parallel.ep_size > 1;
+    if (parallel) {
+      const b = cfg.balance;
+      const bad = [b.grad_reweight.enabled && 'balance.grad_reweight', b.sparse_accumulation.enabled && 'balance.sparse_accumulation',
+        b.dead_expert.revive === 'copy_hot' && 'balance.dead_expert.revive = copy_hot', cfg.recompute && 'recompute'].filter(Boolean);
+      if (bad.length) throw new Error(`parallel.ep_size = ${cfg.parallel.ep_size}: ${bad.join(', ')} change expert weights or gradients on the main thread and do not work with expert parallelism yet; use ep_size 1`);
+    }
+    this.optimizer = new AdamW(parallel ? this.denseVariables() : this.model.variables(), { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weight_decay });
     this.controllers = createControllers(cfg, { layers: this.model.moeLayers });
+  }
+
+  /** Routed experts' weights of every MoE layer (the part expert parallelism moves into workers). */
+  private expertVariables(): Set<tf.Variable> {
+    return new Set(this.model.moeLayers.flatMap((l) => [l.experts.w1, l.experts.w2, ...(l.experts.w3 ? [l.experts.w3] : [])]));
+  }
+
+  /** Trainable variables that stay on the main thread under expert parallelism. */
+  private denseVariables(): tf.Variable[] {
+    const experts = this.expertVariables();
+    return this.model.variables().filter((v) => !experts.has(v));
+  }
+
+  /** Starts the expert-parallel workers (parallel.ep_size > 1) from the model's current expert weights. */
+  async startParallel(): Promise<void> {
+    const p = this.cfg.parallel;
+    if (p.ep_size <= 1 || this.ep) return;
+    const E = this.model.moeLayers[0].config.numExperts;
+    const placement = p.placement ? placementFromPhy2Log((await readPlacement(p.placement))[0], E, p.ep_size) : undefined;
+    this.ep = new ExpertParallel({
+      epSize: p.ep_size, nodes: p.nodes, mode: p.mode, chunks: p.chunks, placement,
+      layerWeights: this.model.moeLayers.map((l) => l.experts), activation: this.model.moeLayers[0].config.activation,
+      adamw: { beta1: this.cfg.beta1, beta2: this.cfg.beta2, eps: 1e-8, weightDecay: this.cfg.weight_decay },
+      backend: this.cfg.backend === 'cpu' ? 'cpu' : 'wasm',
+    });
+    await this.ep.ready();
+    this.model.moeLayers.forEach((l, i) => { l.executor = this.ep!.executor(i); });
   }
 
   /** The forward context of step `step` for every layer (τ and noise annealing live here). */
@@ -183,7 +222,7 @@ export class Trainer {
       loads: Array.from({ length: L }, () => new Int32Array(E)), routed: Array.from({ length: L }, () => new Int32Array(E)),
       dropped: new Array(L).fill(0), assignments: new Array(L).fill(0), entropy: new Array(L).fill(0), capacity: new Array(L).fill(null),
     };
-    const vars = this.model.variables();
+    const vars = this.ep ? this.denseVariables() : this.model.variables();
     const sparse = accum > 1 ? createSparseAccumulator(cfg, this.model.moeLayers) : null;
     sparse?.beginStep();
     let acc: Record<string, tf.Tensor> | null = null;
@@ -253,23 +292,39 @@ export class Trainer {
       const changed = c.transformGrads(acc, ctx);
       for (const [k, g] of Object.entries(changed)) { if (acc[k] !== g) acc[k].dispose(); acc = { ...acc, [k]: g }; }
     }
-    const clipped = clipByGlobalNorm(acc, cfg.grad_clip);
+    const clipped = this.ep ? this.clipWithExperts(acc) : clipByGlobalNorm(acc, cfg.grad_clip);
     tf.dispose(Object.values(acc));
     res.gradNorm = clipped.norm;
     res.finite = clipped.finite && Number.isFinite(res.loss);
     if (res.finite) {
       const lr = learningRate(this.step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
       this.optimizer.step(clipped.grads, lr, masks);
+      this.ep?.step(lr);
       this.nanStreak = 0;
       for (const c of this.controllers) c.afterStep?.(ctx);
       this.controllerMetrics = Object.assign({}, ...this.controllers.map((c) => c.metrics?.() ?? {}));
     } else {
+      this.ep?.scaleGrads(0); // drop the workers' gradients too: the step is skipped everywhere
       this.nanStreak++;
       this.skippedSteps++;
     }
     tf.dispose([...Object.values(clipped.grads), ...Object.values(masks)]);
     this.step++;
     return res;
+  }
+
+  /** Global-norm clipping over main-thread gradients and the workers' expert gradients together. */
+  private clipWithExperts(grads: Record<string, tf.Tensor>): { grads: Record<string, tf.Tensor>; norm: number; finite: boolean } {
+    const local = clipByGlobalNorm(grads, null); // measures only
+    const norm = Math.sqrt(local.norm ** 2 + this.ep!.globalGradNormSq());
+    const finite = local.finite && Number.isFinite(norm);
+    const max = this.cfg.grad_clip;
+    const scale = finite && max !== null ? Math.min(1, max / (norm + 1e-6)) : 1;
+    if (scale === 1) return { grads: local.grads, norm, finite };
+    this.ep!.scaleGrads(scale);
+    const scaled = Object.fromEntries(Object.entries(local.grads).map(([k, g]) => [k, tf.mul(g, scale)]));
+    tf.dispose(Object.values(local.grads));
+    return { grads: scaled, norm, finite };
   }
 
   /** Training state for a checkpoint (everything but tensors). */
@@ -280,22 +335,57 @@ export class Trainer {
     };
   }
 
-  /** Optimizer state keyed by parameter (checkpoint) name. */
-  save(): string {
+  /** Writes a checkpoint (under expert parallelism, expert weights and moments come back from the workers first). */
+  async save(): Promise<string> {
     const byVar = this.optimizer.getState();
-    const m: Record<string, Float32Array> = {};
-    const v: Record<string, Float32Array> = {};
+    const m: Record<string, Float32Array> = { ...byVar.m };
+    const v: Record<string, Float32Array> = { ...byVar.v };
+    if (this.ep) {
+      const opt = await this.ep.getOptimizerState();
+      for (const [l, layer] of this.model.moeLayers.entries()) {
+        const w = await this.ep.getWeights(l);
+        for (const key of ['w1', 'w2', 'w3'] as const) {
+          const variable = layer.experts[key];
+          if (!variable) continue;
+          variable.assign(tf.tensor(w[key]!, variable.shape));
+          m[variable.name] = opt.layers[l].m[key]!;
+          v[variable.name] = opt.layers[l].v[key]!;
+        }
+      }
+    }
     const shapes: Record<string, number[]> = {};
     const params = { ...this.model.params, ...this.model.buffers() };
+    const mOut: Record<string, Float32Array> = {};
+    const vOut: Record<string, Float32Array> = {};
     for (const [name, variable] of Object.entries(this.model.params)) {
-      m[name] = byVar.m[variable.name];
-      v[name] = byVar.v[variable.name];
+      mOut[name] = m[variable.name];
+      vOut[name] = v[variable.name];
       shapes[name] = variable.shape;
     }
-    return saveCheckpoint(this.outDir, params, { step: byVar.step, m, v }, shapes, this.state(), this.cfg.keep_checkpoints);
+    return saveCheckpoint(this.outDir, params, { step: byVar.step, m: mOut, v: vOut }, shapes, this.state(), this.cfg.keep_checkpoints);
   }
 
-  /** Restores the newest checkpoint of the run folder; returns its step. */
+  /** Restores the newest checkpoint into the main thread and, under expert parallelism, into the workers. */
+  async restoreAll(): Promise<number> {
+    const step = this.restore();
+    if (this.ep) {
+      const ck = listCheckpoints(this.outDir);
+      const opt = loadCheckpoint(ck[ck.length - 1], Object.fromEntries(Object.entries({ ...this.model.params, ...this.model.buffers() }).map(([k, v]) => [k, v.shape])),
+        Object.fromEntries(Object.entries(this.model.params).map(([k, v]) => [k, v.shape])), shapeFields(this.cfg)).optimizer;
+      const names = Object.fromEntries(Object.entries(this.model.params).map(([k, v]) => [v.name, k]));
+      const layers = this.model.moeLayers.map((layer) => {
+        const pick = (src: Record<string, Float32Array>) => ({ w1: src[names[layer.experts.w1.name]], w2: src[names[layer.experts.w2.name]], w3: layer.experts.w3 ? src[names[layer.experts.w3.name]] : null });
+        return { m: pick(opt.m), v: pick(opt.v) };
+      });
+      for (const [l, layer] of this.model.moeLayers.entries()) {
+        await this.ep.setWeights({ w1: layer.experts.w1.dataSync() as Float32Array, w2: layer.experts.w2.dataSync() as Float32Array, w3: layer.experts.w3 ? (layer.experts.w3.dataSync() as Float32Array) : null }, l);
+      }
+      await this.ep.setOptimizerState({ step: opt.step, layers } as Parameters<ExpertParallel['setOptimizerState']>[0]);
+    }
+    return step;
+  }
+
+  /** Restores the newest checkpoint of the run folder into the main thread; returns its step. */
   restore(): number {
     const all = listCheckpoints(this.outDir);
     if (all.length === 0) throw new Error(`${this.outDir}: no checkpoint to resume from`);
@@ -305,7 +395,12 @@ export class Trainer {
     for (const [name, variable] of Object.entries(params)) variable.assign(tf.tensor(ck.params[name], variable.shape));
     const m: Record<string, Float32Array> = {};
     const v: Record<string, Float32Array> = {};
-    for (const [name, variable] of Object.entries(this.model.params)) { m[variable.name] = ck.optimizer.m[name]; v[variable.name] = ck.optimizer.v[name]; }
+    const optimized = new Set(this.optimizer.names());
+    for (const [name, variable] of Object.entries(this.model.params)) {
+      if (!optimized.has(variable.name)) continue; // expert moments live in the workers under expert parallelism
+      m[variable.name] = ck.optimizer.m[name];
+      v[variable.name] = ck.optimizer.v[name];
+    }
     this.optimizer.setState({ step: ck.optimizer.step, m, v });
     this.dataRng.setState(ck.state.rng.data as ReturnType<Rng['getState']>);
     this.noiseRng.setState(ck.state.rng.noise as ReturnType<Rng['getState']>);
@@ -320,6 +415,8 @@ export class Trainer {
   }
 
   dispose(): void {
+    void this.ep?.dispose();
+    this.ep = null;
     this.model.dispose();
     this.optimizer.dispose();
   }
@@ -352,9 +449,10 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
   }
   fs.writeFileSync(path.join(opts.outDir, 'config.yaml'), configToYaml(cfg));
   const t = new Trainer(cfg, opts.outDir);
+  await t.startParallel();
   const metricsFile = path.join(opts.outDir, 'metrics.jsonl');
   if (opts.resume) {
-    const step = t.restore();
+    const step = await t.restoreAll();
     truncateMetricsAfter(metricsFile, step); // a killed run may have logged past its last checkpoint
     log(`resumed from step ${step}`);
   } else if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
@@ -391,6 +489,7 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
       if (logNow) {
         const now = performance.now();
         const rec = record(t, r, lr, windowTokens / ((now - windowStart) / 1000));
+        if (t.ep) rec.ep = t.ep.takeTimings();
         if (evalNow) {
           const ev = evaluate(t.model, t.data);
           lastVal = ev.loss;
@@ -402,12 +501,13 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
         windowTokens = 0;
         windowStart = performance.now();
       }
-      if ((cfg.checkpoint_every > 0 && t.step % cfg.checkpoint_every === 0) || done) log(`checkpoint ${t.save()}`);
+      if ((cfg.checkpoint_every > 0 && t.step % cfg.checkpoint_every === 0) || done) log(`checkpoint ${await t.save()}`);
       await new Promise((resolve) => setImmediate(resolve)); // let SIGINT handlers run
     }
-    if (stopped) log(`stopped at step ${t.step}: checkpoint ${t.save()}`);
+    if (stopped) log(`stopped at step ${t.step}: checkpoint ${await t.save()}`);
   } finally {
     writer.close();
+    if (t.ep) { await t.ep.dispose().catch(() => {}); t.ep = null; } // never leave worker threads behind, even on failure
   }
   const elapsed = (performance.now() - t0) / 1000;
   const ran = Math.max(1, t.step - startStep);
