@@ -232,13 +232,16 @@ export class Trainer {
         const out = forwardBatch(this.model, batch, ctx);
         let total = tf.div(out.loss, accum) as tf.Scalar;
         if (poison) total = tf.mul(total, NaN) as tf.Scalar;
-        res.loss += out.loss.dataSync()[0] / accum; // sync: one scalar per micro-batch, for the log and NaN check
+        // the numbers the log needs, read back together: [loss, (aux per layer and name)…, entropy per layer…]
+        const read: tf.Scalar[] = [out.loss];
+        const auxNames: string[] = [];
         out.moe.forEach((m, l) => {
           for (const [name, v] of Object.entries(m.aux)) {
             const w = weights[name] ?? 0;
             // with global stats an aux loss already carries this micro-batch's share; else average over micro-batches
-            const scaled = globals ? v! : tf.div(v!, accum);
-            res.aux[name] = (res.aux[name] ?? 0) + scaled.dataSync()[0];
+            const scaled = globals ? v! : (tf.div(v!, accum) as tf.Scalar);
+            read.push(scaled);
+            auxNames.push(name);
             if (w > 0) total = tf.add(total, tf.mul(scaled, w)) as tf.Scalar;
           }
           microLoads.push(m.stats.load);
@@ -246,15 +249,20 @@ export class Trainer {
           m.stats.routed.forEach((c, e) => { res.routed[l][e] += c; });
           res.dropped[l] += m.stats.dropped;
           res.assignments[l] += m.stats.assignments;
-          res.entropy[l] += m.stats.entropy.dataSync()[0] / accum;
           res.capacity[l] = m.stats.capacity;
         });
+        read.push(...out.moe.map((m) => m.stats.entropy));
+        const vals = tf.stack(read).dataSync(); // sync: one per micro-batch (the NaN check and the log need it)
+        res.loss += vals[0] / accum;
+        auxNames.forEach((name, i) => { res.aux[name] = (res.aux[name] ?? 0) + vals[1 + i]; });
+        out.moe.forEach((_, l) => { res.entropy[l] += vals[1 + auxNames.length + l] / accum; });
         return total;
       }, vars);
       if (sparse) {
         // seed 004: each expert's gradient is averaged over the micro-batches where it got tokens
-        sparse.addMicroBatch(Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, accum)])), microLoads);
-        tf.dispose(Object.values(grads));
+        const full = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, accum)])); // undo the 1/accum
+        sparse.addMicroBatch(full, microLoads);
+        tf.dispose([...Object.values(grads), ...Object.values(full)]);
         continue;
       }
       if (acc === null) acc = grads;
@@ -435,6 +443,7 @@ function record(t: Trainer, r: StepResult, lr: number, tokensPerS: number): Metr
     load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
     router_entropy: meanOf(r.entropy), capacity_factor: t.model.moeLayers.map((l) => l.capacityFactor),
     skipped_steps: t.skippedSteps,
+    ...(r.frozen ? { sparse_frozen: r.frozen } : {}),
     ...t.controllerMetrics,
   } as MetricRecord;
 }
