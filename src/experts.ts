@@ -34,7 +34,8 @@ export function silu(x: tf.Tensor): tf.Tensor {
 /** Normal(0, std) weights from the seeded RNG, as a trainable variable (tfjs names must be unique, so ours live in maps). */
 export function initVariable(rng: Rng, shape: number[], std: number): tf.Variable {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.variable(tf.tensor(rng.normals(n, std), shape), true);
+  // in a tidy: the variable shares the initial tensor's data, which would otherwise stay alive after dispose()
+  return tf.tidy(() => tf.variable(tf.tensor(rng.normals(n, std), shape), true));
 }
 
 /** Creates E experts' weights; std 0.02 (GPT-2), down projection scaled by 1/√(2·layers) like GPT-2. */
@@ -74,7 +75,9 @@ export function runExperts(xs: tf.Tensor2D, weights: ExpertWeights, tokensPerExp
   const w1s = tf.unstack(weights.w1) as tf.Tensor2D[];
   const w2s = tf.unstack(weights.w2) as tf.Tensor2D[];
   const w3s = weights.w3 ? (tf.unstack(weights.w3) as tf.Tensor2D[]) : null;
-  const blocks = tf.split(xs, tokensPerExpert.filter((c) => c > 0)) as tf.Tensor2D[];
+  const sizes = tokensPerExpert.filter((c) => c > 0);
+  // tfjs's split gradient breaks on a single piece (its dy is then not an array): skip the split then
+  const blocks = sizes.length === 1 ? [xs] : (tf.split(xs, sizes) as tf.Tensor2D[]);
   const outs: tf.Tensor2D[] = [];
   let b = 0;
   for (let e = 0; e < E; e++) {
