@@ -1,22 +1,35 @@
 /**
- * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only moe,plan]`: runs the benchmarks and writes
- * bench/results.json (merged per backend, so wasm and webgpu figures can live side by side).
+ * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only speed,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt]`:
+ * runs the benchmarks and writes bench/results.json (merged per backend, so wasm and webgpu figures can
+ * live side by side). `speed` (bench/run_speed.ts) prints its markdown table; `--torch` takes the output
+ * of reference_moe_torch.py (as given, then with x.requires_grad) from the same device call.
  */
+import { execSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
 import { cpus } from 'node:os';
 import { initBackend, type BackendName } from '../src/backend.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { benchMoe } from './moe.ts';
+import { benchSpeed } from './run_speed.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
 const requested = (arg('backend') ?? 'wasm') as BackendName;
-const only = arg('only')?.split(',');
+const only = arg('only')?.split(',') ?? ['speed'];
 const out = arg('out') ?? 'bench/results.json';
 
 const backend = await initBackend(requested);
-const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version, backend };
+const machine: Record<string, unknown> = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version, backend };
+if (backend === 'webgpu') {
+  const info = (tf.backend() as unknown as { adapterInfo?: Record<string, string> }).adapterInfo; // GPUAdapterInfo: getters, not own fields
+  machine.gpu = info ? { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description } : 'unknown';
+  try { // Dawn's adapter info names no model: ask the driver
+    machine.gpu_model = execSync('nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader', { encoding: 'utf8' }).trim();
+  } catch { /* not an NVIDIA machine */ }
+}
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
+  speed: () => benchSpeed({ quick: args.includes('--quick'), smoke: args.includes('--smoke'), torch: arg('torch')?.split(',') }),
   moe: () => benchMoe(),
 };
 const results: Record<string, unknown> = {};
@@ -28,6 +41,9 @@ for (const [name, fn] of Object.entries(benches)) {
   process.stderr.write(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 const previous = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) : {};
-previous[backend] = { ...(previous[backend] ?? {}), ...results, machine, date: new Date().toISOString() };
+const kept = { ...(previous[backend] ?? {}) };
+if (results.speed) delete kept.moe; // the speed suite supersedes the older MoE-vs-dense figures
+previous[backend] = { ...kept, ...results, machine, date: new Date().toISOString() };
 writeJsonAtomic(out, previous);
-console.log(JSON.stringify(results, null, 2));
+process.stderr.write(`figures written to ${out}\n`);
+if (backend === 'webgpu') process.exit(0); // Dawn's instance keeps the event loop alive

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import './ops/topk_grad.ts';
 import './ops/matmul_grad.ts';
+import './kernels/wasm_fast.ts';
 
 export type BackendName = 'wasm' | 'cpu' | 'webgpu';
 export const BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'webgpu'];
@@ -24,7 +25,9 @@ async function registerWebGpu(): Promise<{ ok: boolean; why?: string }> {
       const mod = 'webgpu';
       const webgpu = (await import(mod)) as { create: (o: string[]) => unknown; globals: object };
       Object.assign(globalThis, webgpu.globals);
-      Object.defineProperty(globalThis, 'navigator', { value: { gpu: webgpu.create([]) }, configurable: true });
+      // SWITCHYARD_DAWN: extra Dawn options, e.g. enable-dawn-features=disable_robustness (benchmarks only)
+      const options = process.env.SWITCHYARD_DAWN ? process.env.SWITCHYARD_DAWN.split(';') : [];
+      Object.defineProperty(globalThis, 'navigator', { value: { gpu: webgpu.create(options) }, configurable: true });
     }
     const gpu = (g.navigator as { gpu: { requestAdapter(): Promise<unknown> } }).gpu;
     const adapter = await Promise.race([
@@ -32,8 +35,7 @@ async function registerWebGpu(): Promise<{ ok: boolean; why?: string }> {
       new Promise((r) => setTimeout(() => r(null), 10_000)),
     ]);
     if (!adapter) return { ok: false, why: 'no GPU adapter found' };
-    const backendMod = '@tensorflow/tfjs-backend-webgpu';
-    await import(backendMod);
+    await import('@tensorflow/tfjs-backend-webgpu'); // a literal, so a bundle (the GPU run's) carries it
     return { ok: true };
   } catch (e) {
     return { ok: false, why: (e as Error).message.split('\n')[0] };

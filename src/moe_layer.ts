@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { applyCapacity, type CapacityPolicy, type CapacityResult } from './capacity.ts';
 import { combine, dispatch, planExpertChoice, planTokenChoice, type DispatchPlan } from './dispatch.ts';
+import { moeExperts, paddedRows, resolveDispatcher, type DispatcherChoice } from './dispatchers.ts';
 import { createExperts, ffn, initVariable, runExperts, type Activation, type ExpertWeights } from './experts.ts';
 import { switchLoss, klUniformLoss, cvSquaredLoss, loadVarianceLoss, zLoss, sequenceAuxLoss, groupAuxLoss } from './losses/index.ts';
 import { GLOBAL_AUX, globalBatchAux, type GlobalAuxName, type GlobalBalanceStats } from './losses/global_batch.ts';
@@ -42,6 +43,16 @@ export interface MoEConfig {
   expertToGroup?: number[];
   /** scale of the down projections' init std (GPT-2 uses 1/√(2·layers)). */
   downScale?: number;
+  /** token movement: gather | onehot | padded (src/dispatchers.ts); 'auto' (default) = fastest on the backend. */
+  dispatcher?: DispatcherChoice;
+}
+
+/** Routing decisions read to the host ahead of the step (WebGPU forbids dataSync): see MoELayer.readRouting. */
+export interface HostRouting {
+  /** [T·k] chosen experts (token choice) or [E·C] chosen tokens (expert choice). */
+  indices: Int32Array;
+  /** [T·E] probabilities; only read when the capacity policy ranks by them. */
+  probs: Float32Array | null;
 }
 
 export interface MoEStats {
@@ -81,6 +92,8 @@ export interface ForwardContext {
   noiseScale?: number;
   /** under gradient accumulation: this layer's balance statistics over the whole step (global-batch balancing). */
   globalStats?: GlobalBalanceStats;
+  /** routing read ahead with `await layer.readRouting(x, ctx)`: plan() uses it instead of a dataSync. */
+  hostRouting?: HostRouting;
 }
 
 /** Mean entropy of the rows of probs: (1/T) Σ_t −Σ_i p log p. */
@@ -142,11 +155,12 @@ export class MoELayer {
     const { dim: D, hidden: H, numExperts: E, activation, sharedExperts } = config;
     this.gate = initVariable(rng, [D, E], 0.02);
     // Shazeer et al. init W_noise at zero: noise std starts at softplus(0) = ln 2.
-    this.noiseGate = config.router.type === 'noisy_topk' ? tf.variable(tf.zeros([D, E])) : null;
+    this.noiseGate = config.router.type === 'noisy_topk' ? tf.tidy(() => tf.variable(tf.zeros([D, E]))) : null;
     this.experts = createExperts(rng, E, D, H, activation, config.downScale ?? 1);
     this.shared = sharedExperts > 0 ? createExperts(rng, 1, D, H * sharedExperts, activation, config.downScale ?? 1) : null;
-    this.expertBias = tf.variable(tf.zeros([E]), false);
-    this.logitAdjust = tf.variable(tf.zeros([E]), false);
+    // tidy: a variable shares its initial tensor's data, which would outlive dispose() otherwise
+    this.expertBias = tf.tidy(() => tf.variable(tf.zeros([E]), false));
+    this.logitAdjust = tf.tidy(() => tf.variable(tf.zeros([E]), false));
     this.capacityFactor = config.capacityFactor;
   }
 
@@ -188,19 +202,40 @@ export class MoELayer {
     });
   }
 
-  /** Capacity + routing map (a host sync on the [T, k] decisions). */
-  plan(routing: Routing): { plan: DispatchPlan; weights: tf.Tensor; cap: CapacityResult | null } {
+  /**
+   * Routes without recording gradients and reads the decisions to the host asynchronously (the only way on
+   * WebGPU); pass the result as ctx.hostRouting to forward(), which then routes again on the tape (same
+   * decisions: routing is deterministic given x and the noise) and plans without a sync.
+   */
+  async readRouting(x: tf.Tensor2D, ctx: ForwardContext): Promise<HostRouting> {
+    const routing = tf.tidy(() => this.route(x, ctx) as unknown as tf.TensorContainer) as unknown as Routing;
+    const needProbs = routing.kind === 'token-choice' && (this.config.capacityPolicy === 'drop-probability' || this.config.capacityPolicy === 'reroute');
+    const idx = routing.kind === 'token-choice' ? routing.indices : routing.tokenIndices;
+    const [indices, probs] = await Promise.all([idx.data() as Promise<Int32Array>, needProbs ? (routing.probs.data() as Promise<Float32Array>) : null]);
+    tf.dispose(routing as unknown as tf.TensorContainer);
+    return { indices, probs };
+  }
+
+  /** Capacity + routing map (a host sync on the [T, k] decisions unless ctx.hostRouting has them). */
+  plan(routing: Routing, host?: HostRouting, padded = false): { plan: DispatchPlan; weights: tf.Tensor; cap: CapacityResult | null } {
     const { numExperts: E, topK: k } = this.config;
     if (routing.kind === 'expert-choice') {
       const T = routing.probs.shape[0];
-      return { plan: planExpertChoice(routing.tokenIndices.dataSync() as Int32Array, T, E), weights: routing.weights, cap: null };
+      return { plan: planExpertChoice(host?.indices ?? (routing.tokenIndices.dataSync() as Int32Array), T, E), weights: routing.weights, cap: null };
     }
     const T = routing.indices.shape[0];
+    const needProbs = this.config.capacityPolicy === 'drop-probability' || this.config.capacityPolicy === 'reroute';
     const cap = applyCapacity(
-      { indices: routing.indices.dataSync() as Int32Array, probs: routing.probs.dataSync() as Float32Array, numTokens: T, topK: k, numExperts: E },
+      {
+        indices: host?.indices ?? (routing.indices.dataSync() as Int32Array),
+        // probs only rank assignments for two policies: the others skip the [T, E] read
+        probs: host?.probs ?? (needProbs || !host ? (routing.probs.dataSync() as Float32Array) : new Float32Array(T * E)),
+        numTokens: T, topK: k, numExperts: E,
+      },
       this.config.capacityPolicy, this.capacityFactor ?? 1,
     );
-    const plan = planTokenChoice(cap.indices, cap.keep, T, k, E, this.config.capacityPolicy === 'pad' ? cap.capacity! : undefined);
+    const padTo = this.config.capacityPolicy === 'pad' ? cap.capacity! : padded ? paddedRows(cap.received, null) : undefined;
+    const plan = planTokenChoice(cap.indices, cap.keep, T, k, E, padTo);
     // Rerouted assignments carry the router probability of their new expert.
     const weights = cap.rerouted > 0 ? reroutedWeights(routing, cap.indices, T, k) : routing.weights;
     return { plan, weights, cap };
@@ -209,16 +244,23 @@ export class MoELayer {
   /** y = Σ_k w · expert(x) (+ shared(x)), aux losses by name, and load statistics. */
   forward(x: tf.Tensor2D, ctx: ForwardContext): MoEOutput {
     const routing = this.route(x, ctx);
-    const { plan, weights, cap } = this.plan(routing);
-    const xs = dispatch(x, plan); // [N, D]
-    const ys = this.executor ? this.executor.run(xs, plan) // [N, D]
-      : runExperts(xs, this.experts, plan.tokensPerExpert, this.config.activation);
-    let y = combine(ys, weights, plan); // [T, D]
+    // gather keeps the expert executor seam; the others are single-device data paths
+    const d = resolveDispatcher(this.config.dispatcher, tf.getBackend(), routing.kind === 'token-choice', this.executor !== null);
+    const { plan, weights, cap } = this.plan(routing, ctx.hostRouting, d !== 'gather');
+    let y: tf.Tensor2D; // [T, D]
+    if (d === 'gather') {
+      const xs = dispatch(x, plan); // [N, D]
+      const ys = this.executor ? this.executor.run(xs, plan) // [N, D]
+        : runExperts(xs, this.experts, plan.tokensPerExpert, this.config.activation);
+      y = combine(ys, weights, plan); // [T, D]
+    } else {
+      y = moeExperts(d, x, weights, plan, this.config.topK, this.experts, this.config.activation);
+    }
     if (this.shared) {
       const s = this.shared;
       y = tf.add(y, ffn(x, s.w1.squeeze([0]) as tf.Tensor2D, s.w2.squeeze([0]) as tf.Tensor2D, s.w3 ? (s.w3.squeeze([0]) as tf.Tensor2D) : null, this.config.activation)) as tf.Tensor2D;
     }
-    return { y, aux: this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap), routing };
+    return { y, aux: this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap, ctx.hostRouting), routing };
   }
 
   /**
@@ -250,7 +292,7 @@ export class MoELayer {
     return out;
   }
 
-  private stats(routing: Routing, plan: DispatchPlan, cap: CapacityResult | null): MoEStats {
+  private stats(routing: Routing, plan: DispatchPlan, cap: CapacityResult | null, host?: HostRouting): MoEStats {
     const E = this.config.numExperts;
     const T = routing.probs.shape[0];
     let load: Int32Array;
@@ -260,7 +302,7 @@ export class MoELayer {
       load = cap.received;
       droppedPerExpert = cap.dropped;
       routed = new Int32Array(E);
-      for (const e of (routing as TokenChoiceRouting).indices.dataSync()) routed[e]++;
+      for (const e of host?.indices ?? (routing as TokenChoiceRouting).indices.dataSync()) routed[e]++;
     } else {
       load = Int32Array.from(plan.tokensPerExpert);
       routed = Int32Array.from(plan.tokensPerExpert);

@@ -3,7 +3,7 @@
  * transposeA / transposeB, which wasm runs 15–25× slower than a plain matMul (measured here:
  * [1024,512]ᵀ·[1024,256] 234 ms vs 14 ms for an explicit transpose then matMul). This gradient
  * transposes explicitly:  C = A·B  ⇒  dA = dC·Bᵀ,  dB = Aᵀ·dC  (flags folded in by transposing first).
- * Shapes with broadcast batch dimensions keep tfjs's original gradient.
+ * Shapes with broadcast batch dimensions, and the webgpu backend, keep tfjs's original gradient.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -32,7 +32,8 @@ export function registerMatMulGradient(): void {
         const [a, b] = saved;
         const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
         const sameBatch = a.rank === b.rank && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
-        if (!sameBatch) return original.gradFunc(dy, saved, attrs);
+        // WebGPU reads transposed operands natively: explicit transposes would only add copies there.
+        if (!sameBatch || tf.getBackend() === 'webgpu') return original.gradFunc(dy, saved, attrs);
         const g = dy as tf.Tensor;
         return {
           a: () => tf.tidy(() => {

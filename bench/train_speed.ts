@@ -1,0 +1,69 @@
+/**
+ * Training-loop figures: the tensor-leak check (tf.memory() after 200 steps equals that after 10) and
+ * small-LM training tokens/s at configs/small-lm.yaml's shape. Both use the Trainer, which reads routing
+ * with dataSync (a sync per layer per step): on WebGPU, where that is not allowed, the leak check runs
+ * 200 MoE-layer steps through the async path instead and the small LM is not measured.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { loadConfig, parseConfig } from '../src/config.ts';
+import { Trainer } from '../src/train/trainer.ts';
+import { moeSetup, moeStep, timeAsync, type Timing } from './speed.ts';
+
+export interface MemorySnapshot { numTensors: number; numBytes: number }
+export interface LeakCheck { what: string; after_10: MemorySnapshot; after_200: MemorySnapshot; leak_free: boolean }
+
+const snapshot = (): MemorySnapshot => { const m = tf.memory(); return { numTensors: m.numTensors, numBytes: m.numBytes }; };
+
+/** Runs `step` 200 times; memory after step 10 must equal memory after step 200. */
+async function leakOver200(what: string, step: () => Promise<void> | void): Promise<LeakCheck> {
+  let after10: MemorySnapshot | null = null;
+  for (let i = 1; i <= 200; i++) {
+    await step();
+    if (i === 10) after10 = snapshot();
+  }
+  const after200 = snapshot();
+  return { what, after_10: after10!, after_200: after200, leak_free: after10!.numTensors === after200.numTensors && after10!.numBytes === after200.numBytes };
+}
+
+/** A small MoE LM (2 layers, D=32, E=4, k=2, seq 32, batch 4) trained by the Trainer for 200 steps. */
+export async function leakCheck(): Promise<LeakCheck> {
+  if (tf.getBackend() === 'webgpu') {
+    const { layer, x } = moeSetup({ T: 256, D: 32, H: 64, E: 4, k: 2 }, 'padded');
+    const r = await leakOver200('200 MoE-layer training steps (async path; the Trainer needs dataSync)', moeStep(layer, x));
+    layer.dispose();
+    x.dispose();
+    return r;
+  }
+  const cfg = parseConfig({
+    model_type: 'moe_llama', layers: 2, dim: 32, heads: 2, expert_num: 4, top_k: 2, expert_hidden: 64, activation: 'swiglu',
+    batch_size: 4, seq_len: 32, steps: 200, warmup_steps: 5, eval_every: 0, checkpoint_every: 0,
+    data: { source: 'nlp-corpus', tokenizer: 'byte' }, backend: tf.getBackend(),
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-leak-'));
+  const trainer = new Trainer(cfg, dir);
+  try {
+    return await leakOver200('Trainer.trainStep of a 2-layer MoE LM (D=32, E=4, k=2, swiglu, AdamW)', () => { trainer.trainStep(); });
+  } finally {
+    trainer.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Tokens/s of Trainer.trainStep at configs/small-lm.yaml's shape (forward, backward, clip, AdamW). */
+export async function smallLmSpeed(steps = 4): Promise<(Timing & { tokens_per_step: number; tokens_per_s: number; config: string }) | { skipped: string }> {
+  if (tf.getBackend() === 'webgpu') return { skipped: 'the Trainer reads routing with dataSync, which WebGPU in Node does not allow' };
+  const cfg = loadConfig(path.join(import.meta.dirname, '..', 'configs', 'small-lm.yaml'), [`backend=${tf.getBackend()}`]);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-lm-'));
+  const trainer = new Trainer(cfg, dir);
+  try {
+    const t = await timeAsync(async () => { trainer.trainStep(); }, steps);
+    const tokens = cfg.batch_size * cfg.seq_len * cfg.grad_accum_steps;
+    return { ...t, tokens_per_step: tokens, tokens_per_s: Math.round(tokens / (t.median_ms / 1000)), config: 'configs/small-lm.yaml' };
+  } finally {
+    trainer.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
