@@ -10,6 +10,7 @@ import { moeExperts, paddedRows, resolveDispatcher, type DispatcherChoice } from
 import { createExperts, ffn, initVariable, runExperts, type Activation, type ExpertWeights } from './experts.ts';
 import { switchLoss, klUniformLoss, cvSquaredLoss, loadVarianceLoss, zLoss, sequenceAuxLoss, groupAuxLoss } from './losses/index.ts';
 import { GLOBAL_AUX, globalBatchAux, type GlobalAuxName, type GlobalBalanceStats } from './losses/global_batch.ts';
+import { recompute } from './ops/recompute.ts';
 import { takeAlongRows } from './ops/take_along_rows.ts';
 import { Rng } from './rng.ts';
 import { gumbelNoise } from './router/gumbel.ts';
@@ -43,6 +44,8 @@ export interface MoEConfig {
   expertToGroup?: number[];
   /** scale of the down projections' init std (GPT-2 uses 1/√(2·layers)). */
   downScale?: number;
+  /** drop expert FFN activations in the forward pass and recompute them in the backward pass. */
+  recompute?: boolean;
   /** token movement: gather | onehot | padded (src/dispatchers.ts); 'auto' (default) = fastest on the backend. */
   dispatcher?: DispatcherChoice;
 }
@@ -244,14 +247,15 @@ export class MoELayer {
   /** y = Σ_k w · expert(x) (+ shared(x)), aux losses by name, and load statistics. */
   forward(x: tf.Tensor2D, ctx: ForwardContext): MoEOutput {
     const routing = this.route(x, ctx);
-    // gather keeps the expert executor seam; the others are single-device data paths
-    const d = resolveDispatcher(this.config.dispatcher, tf.getBackend(), routing.kind === 'token-choice', this.executor !== null);
+    // gather keeps the expert executor and recompute seams; the others are single-device data paths
+    const d = resolveDispatcher(this.config.dispatcher, tf.getBackend(), routing.kind === 'token-choice', this.executor !== null || !!this.config.recompute);
     const { plan, weights, cap } = this.plan(routing, ctx.hostRouting, d !== 'gather');
     let y: tf.Tensor2D; // [T, D]
     if (d === 'gather') {
       const xs = dispatch(x, plan); // [N, D]
       const ys = this.executor ? this.executor.run(xs, plan) // [N, D]
-        : runExperts(xs, this.experts, plan.tokensPerExpert, this.config.activation);
+        : this.config.recompute ? this.recomputedExperts(xs, plan.tokensPerExpert)
+          : runExperts(xs, this.experts, plan.tokensPerExpert, this.config.activation);
       y = combine(ys, weights, plan); // [T, D]
     } else {
       y = moeExperts(d, x, weights, plan, this.config.topK, this.experts, this.config.activation);
@@ -261,6 +265,14 @@ export class MoELayer {
       y = tf.add(y, ffn(x, s.w1.squeeze([0]) as tf.Tensor2D, s.w2.squeeze([0]) as tf.Tensor2D, s.w3 ? (s.w3.squeeze([0]) as tf.Tensor2D) : null, this.config.activation)) as tf.Tensor2D;
     }
     return { y, aux: this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap, ctx.hostRouting), routing };
+  }
+
+  /** runExperts with its activations recomputed in the backward pass (memory for time). */
+  private recomputedExperts(xs: tf.Tensor2D, tokensPerExpert: number[]): tf.Tensor2D {
+    const { w1, w2, w3 } = this.experts;
+    const act = this.config.activation;
+    const inputs: tf.Tensor[] = w3 ? [xs, w1, w2, w3] : [xs, w1, w2];
+    return recompute((x, a, b, c) => runExperts(x as tf.Tensor2D, { w1: a, w2: b, w3: c ?? null } as unknown as ExpertWeights, tokensPerExpert, act), inputs);
   }
 
   /**

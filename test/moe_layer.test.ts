@@ -148,3 +148,26 @@ describeBackends('MoELayer with every router', () => {
     });
   }
 });
+
+describeBackends('activation recompute', () => {
+  it('gives the same outputs and gradients as the run that keeps activations, and holds fewer tensors', () => {
+    const run = (recompute: boolean) => {
+      const layer = new MoELayer({ ...base, activation: 'swiglu', capacityPolicy: 'dropless', capacityFactor: null, recompute }, new Rng(12));
+      const x = tf.tensor2d(randomArray(40, 13, 1), [10, 4]);
+      let held = 0;
+      const { value, grads } = tf.variableGrads(() => {
+        const out = layer.forward(x, { training: true });
+        held = tf.memory().numBytes; // what the forward pass keeps alive for the backward pass
+        return tf.sum(tf.square(out.y)) as tf.Scalar;
+      }, [layer.gate, layer.experts.w1, layer.experts.w2, layer.experts.w3!]);
+      const r = { y: value.dataSync()[0], g: [layer.gate, layer.experts.w1, layer.experts.w2, layer.experts.w3!].map((v) => Array.from(grads[v.name].dataSync())), held };
+      layer.dispose();
+      return r;
+    };
+    const plain = run(false);
+    const rec = run(true);
+    expect(rec.y).toBeCloseTo(plain.y, 6);
+    rec.g.forEach((g, i) => expectClose(g, plain.g[i], 1e-6, 1e-5));
+    expect(rec.held).toBeLessThan(plain.held);
+  });
+});

@@ -51,6 +51,7 @@ export function moeConfigFromConfig(cfg: Config): MoEConfig {
     seqLen: cfg.model_type === 'moe_llama' ? cfg.seq_len : undefined,
     expertToGroup: aux.includes('group') ? expertGroups(cfg) : undefined,
     downScale: 1 / Math.sqrt(2 * cfg.layers),
+    recompute: cfg.recompute,
   };
 }
 

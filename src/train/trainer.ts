@@ -228,7 +228,7 @@ export class Trainer {
     let acc: Record<string, tf.Tensor> | null = null;
     for (const batch of batches) {
       const microLoads: Int32Array[] = [];
-      const { grads } = tf.variableGrads(() => {
+      const { value, grads } = tf.variableGrads(() => {
         const out = forwardBatch(this.model, batch, ctx);
         let total = tf.div(out.loss, accum) as tf.Scalar;
         if (poison) total = tf.mul(total, NaN) as tf.Scalar;
@@ -258,6 +258,7 @@ export class Trainer {
         out.moe.forEach((_, l) => { res.entropy[l] += vals[1 + auxNames.length + l] / accum; });
         return total;
       }, vars);
+      value.dispose(); // the loss value was read above; only the gradients live on
       if (sparse) {
         // seed 004: each expert's gradient is averaged over the micro-batches where it got tokens
         const full = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, accum)])); // undo the 1/accum
