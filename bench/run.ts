@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only speed,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt]`:
+ * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only speed,plan,parallel,report,sparse_accumulation,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt]`:
  * runs the benchmarks and writes bench/results.json (merged per backend, so wasm and webgpu figures can
  * live side by side). `speed` (bench/run_speed.ts) prints its markdown table; `--torch` takes the output
  * of reference_moe_torch.py (as given, then with x.requires_grad) from the same device call.
@@ -12,11 +12,16 @@ import { initBackend, type BackendName } from '../src/backend.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { benchMoe } from './moe.ts';
 import { benchSpeed } from './run_speed.ts';
+import { benchPlan } from './plan.ts';
+import { benchParallel } from './parallel.ts';
+import { benchReport } from './report.ts';
+import { benchSparseAccumulation } from './sparse_accum.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
 const requested = (arg('backend') ?? 'wasm') as BackendName;
-const only = arg('only')?.split(',') ?? ['speed'];
+// default: every CPU benchmark (the GPU run takes --only speed with --backend webgpu)
+const only = arg('only')?.split(',') ?? (requested === 'webgpu' ? ['speed'] : ['speed', 'plan', 'parallel', 'report', 'sparse_accumulation']);
 const out = arg('out') ?? 'bench/results.json';
 
 const backend = await initBackend(requested);
@@ -31,6 +36,10 @@ if (backend === 'webgpu') {
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   speed: () => benchSpeed({ quick: args.includes('--quick'), smoke: args.includes('--smoke'), torch: arg('torch')?.split(',') }),
   moe: () => benchMoe(),
+  plan: () => benchPlan(),
+  parallel: () => benchParallel(),
+  report: () => benchReport(),
+  sparse_accumulation: () => benchSparseAccumulation(),
 };
 const results: Record<string, unknown> = {};
 for (const [name, fn] of Object.entries(benches)) {
