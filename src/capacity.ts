@@ -39,6 +39,8 @@ export interface CapacityResult {
   capacity: number | null;
   /** [E] kept assignments per expert. */
   received: Int32Array;
+  /** [E] assignments the router chose per expert (before capacity). */
+  routed: Int32Array;
   /** [E] assignments that chose the expert first but were dropped or rerouted away. */
   dropped: Int32Array;
   /** assignments moved to another expert by the reroute policy. */
@@ -72,10 +74,12 @@ export function applyCapacity(inp: CapacityInput, policy: CapacityPolicy, capaci
   const keep = new Uint8Array(T * k);
   const received = new Int32Array(E);
   const dropped = new Int32Array(E);
+  const routed = new Int32Array(E);
+  for (const e of indices) routed[e]++;
   if (policy === 'dropless') {
     keep.fill(1);
     for (const e of indices) received[e]++;
-    return { indices, keep, capacity: null, received, dropped, rerouted: 0 };
+    return { indices, keep, capacity: null, received, routed, dropped, rerouted: 0 };
   }
   if (!CAPACITY_POLICIES.includes(policy)) throw new Error(`applyCapacity: unknown policy '${policy}', expected one of ${CAPACITY_POLICIES.join(', ')}`);
   const C = expertCapacity(T, E, k, capacityFactor);
@@ -87,7 +91,7 @@ export function applyCapacity(inp: CapacityInput, policy: CapacityPolicy, capaci
       const e = indices[a];
       if (received[e] < C) { keep[a] = 1; received[e]++; } else dropped[e]++;
     }
-    return { indices, keep, capacity: C, received, dropped, rerouted: 0 };
+    return { indices, keep, capacity: C, received, routed, dropped, rerouted: 0 };
   }
   // Position order: j-major (all first choices before any second choice), then token order.
   const overflow: number[] = [];
@@ -118,5 +122,5 @@ export function applyCapacity(inp: CapacityInput, policy: CapacityPolicy, capaci
       }
     }
   }
-  return { indices, keep, capacity: C, received, dropped, rerouted };
+  return { indices, keep, capacity: C, received, routed, dropped, rerouted };
 }

@@ -313,8 +313,7 @@ export class MoELayer {
     if (cap) {
       load = cap.received;
       droppedPerExpert = cap.dropped;
-      routed = new Int32Array(E);
-      for (const e of host?.indices ?? (routing as TokenChoiceRouting).indices.dataSync()) routed[e]++;
+      routed = cap.routed;
     } else {
       load = Int32Array.from(plan.tokensPerExpert);
       routed = Int32Array.from(plan.tokensPerExpert);

@@ -74,6 +74,10 @@ describe('applyCapacity', () => {
         const load = new Array(E).fill(0);
         let kept = 0;
         for (let a = 0; a < T * k; a++) if (r.keep[a]) { load[r.indices[a]]++; kept++; }
+        // router choices are counted before any policy acts
+        const chosen = new Array(E).fill(0);
+        for (const e of indices) chosen[e]++;
+        expect(Array.from(r.routed)).toEqual(chosen);
         // loads sum to kept assignments and match `received`
         expect(load).toEqual(Array.from(r.received));
         expect(load.reduce((x, y) => x + y, 0)).toBe(kept);

@@ -71,40 +71,33 @@ export function resetCounters(g: WorkerGroup): void {
 
 /** Runs the forward exchange: xs [rows, D] → ys [rows, D]; ranks must already have the 'fwd' command. */
 export function streamForward(g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Offsets, xs: Float32Array, D: number, copyMs: CopyMs, what: string): Float32Array {
-  const N = g.size, C = ex.chunks.length;
-  for (let c = 0; c < C; c++) {
-    for (let r = 0; r < N; r++) {
-      const t0 = performance.now();
-      const inbox = new Float32Array(bufs.inbox[r]);
-      const { stage1 } = ex.chunks[c][r];
-      const at = off.inbox[c][r];
-      for (let i = 0; i < stage1.length; i++) inbox.set(xs.subarray(stage1[i] * D, stage1[i] * D + D), (at + i) * D);
-      copyMs[r] += performance.now() - t0;
-      g.signal(r, READY, c + 1);
-    }
-  }
-  const ys = new Float32Array(xs.length);
-  collectRows(g, bufs, ex, off, ys, D, copyMs, what);
-  return ys;
+  return streamRows(g, bufs, ex, off, xs, D, copyMs, what, (c, r) => [ex.chunks[c][r].stage1, off.inbox[c][r]]);
 }
 
 /** Runs the backward exchange: dy [rows, D] → dxs [rows, D]; ranks must already have the 'bwd' command. */
 export function streamBackward(g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Offsets, dy: Float32Array, D: number, copyMs: CopyMs, what: string): Float32Array {
+  return streamRows(g, bufs, ex, off, dy, D, copyMs, what, (c, r) => [ex.chunks[c][r].rows, off.out[c][r]]);
+}
+
+/** Writes each rank's rows of `src` (per chunk: which rows, at which inbox offset) and collects the results. */
+function streamRows(
+  g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Offsets, src: Float32Array, D: number, copyMs: CopyMs, what: string,
+  rowsOf: (chunk: number, rank: number) => [ArrayLike<number>, number],
+): Float32Array {
   const N = g.size, C = ex.chunks.length;
   for (let c = 0; c < C; c++) {
     for (let r = 0; r < N; r++) {
       const t0 = performance.now();
       const inbox = new Float32Array(bufs.inbox[r]);
-      const { rows } = ex.chunks[c][r];
-      const at = off.out[c][r];
-      for (let i = 0; i < rows.length; i++) inbox.set(dy.subarray(rows[i] * D, rows[i] * D + D), (at + i) * D);
+      const [rows, at] = rowsOf(c, r);
+      for (let i = 0; i < rows.length; i++) inbox.set(src.subarray(rows[i] * D, rows[i] * D + D), (at + i) * D);
       copyMs[r] += performance.now() - t0;
       g.signal(r, READY, c + 1);
     }
   }
-  const dxs = new Float32Array(dy.length);
-  collectRows(g, bufs, ex, off, dxs, D, copyMs, what);
-  return dxs;
+  const out = new Float32Array(src.length);
+  collectRows(g, bufs, ex, off, out, D, copyMs, what);
+  return out;
 }
 
 /** Copies each rank's finished chunks from its outbox into `into` at their global rows, as they finish. */

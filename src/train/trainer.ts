@@ -18,7 +18,7 @@ import type { ForwardContext } from '../moe_layer.ts';
 import { Rng } from '../rng.ts';
 import { AdamW } from './adamw.ts';
 import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
-import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
+import { listCheckpoints, loadCheckpoint, saveCheckpoint, type Checkpoint, type TrainState } from './checkpoint.ts';
 import { clipByGlobalNorm } from './clip.ts';
 import { createDataSource, type Batch, type DataSource } from './data_source.ts';
 import { ExpertParallel } from '../parallel/expert_parallel.ts';
@@ -376,31 +376,44 @@ export class Trainer {
 
   /** Restores the newest checkpoint into the main thread and, under expert parallelism, into the workers. */
   async restoreAll(): Promise<number> {
-    const step = this.restore();
+    const ck = this.newestCheckpoint();
+    const step = this.applyCheckpoint(ck);
     if (this.ep) {
-      const ck = listCheckpoints(this.outDir);
-      const opt = loadCheckpoint(ck[ck.length - 1], Object.fromEntries(Object.entries({ ...this.model.params, ...this.model.buffers() }).map(([k, v]) => [k, v.shape])),
-        Object.fromEntries(Object.entries(this.model.params).map(([k, v]) => [k, v.shape])), shapeFields(this.cfg)).optimizer;
-      const names = Object.fromEntries(Object.entries(this.model.params).map(([k, v]) => [v.name, k]));
-      const layers = this.model.moeLayers.map((layer) => {
-        const pick = (src: Record<string, Float32Array>) => ({ w1: src[names[layer.experts.w1.name]], w2: src[names[layer.experts.w2.name]], w3: layer.experts.w3 ? src[names[layer.experts.w3.name]] : null });
-        return { m: pick(opt.m), v: pick(opt.v) };
-      });
-      for (const [l, layer] of this.model.moeLayers.entries()) {
-        await this.ep.setWeights({ w1: layer.experts.w1.dataSync() as Float32Array, w2: layer.experts.w2.dataSync() as Float32Array, w3: layer.experts.w3 ? (layer.experts.w3.dataSync() as Float32Array) : null }, l);
-      }
+      const opt = ck.optimizer;
+      const pick = (src: Record<string, Float32Array>, l: number) => {
+        const pre = this.moePrefix(l);
+        return { w1: src[`${pre}experts.w1`], w2: src[`${pre}experts.w2`], w3: src[`${pre}experts.w3`] ?? null };
+      };
+      const layers = this.model.moeLayers.map((_, l) => ({ m: pick(opt.m, l), v: pick(opt.v, l) }));
+      for (let l = 0; l < this.model.moeLayers.length; l++) await this.ep.setWeights(pick(ck.params, l), l);
       await this.ep.setOptimizerState({ step: opt.step, layers } as Parameters<ExpertParallel['setOptimizerState']>[0]);
     }
     return step;
   }
 
-  /** Restores the newest checkpoint of the run folder into the main thread; returns its step. */
-  restore(): number {
+  /** Checkpoint-name prefix of MoE layer l's parameters (e.g. "blocks.2.moe."). */
+  private moePrefix(l: number): string {
+    const gate = this.model.moeLayers[l].gate;
+    const name = Object.entries(this.model.params).find(([, v]) => v === gate)![0];
+    return name.slice(0, -'gate'.length);
+  }
+
+  /** The newest checkpoint of the run folder, checked against this model. */
+  private newestCheckpoint(): Checkpoint {
     const all = listCheckpoints(this.outDir);
     if (all.length === 0) throw new Error(`${this.outDir}: no checkpoint to resume from`);
-    const params = { ...this.model.params, ...this.model.buffers() };
     const shapesOf = (vs: Record<string, tf.Variable>) => Object.fromEntries(Object.entries(vs).map(([k, v]) => [k, v.shape]));
-    const ck = loadCheckpoint(all[all.length - 1], shapesOf(params), shapesOf(this.model.params), shapeFields(this.cfg));
+    return loadCheckpoint(all[all.length - 1], shapesOf({ ...this.model.params, ...this.model.buffers() }), shapesOf(this.model.params), shapeFields(this.cfg));
+  }
+
+  /** Restores the newest checkpoint of the run folder into the main thread; returns its step. */
+  restore(): number {
+    return this.applyCheckpoint(this.newestCheckpoint());
+  }
+
+  /** Loads a checkpoint into the main thread's model, optimizer, RNG streams and controllers. */
+  private applyCheckpoint(ck: Checkpoint): number {
+    const params = { ...this.model.params, ...this.model.buffers() };
     for (const [name, variable] of Object.entries(params)) variable.assign(tf.tensor(ck.params[name], variable.shape));
     const m: Record<string, Float32Array> = {};
     const v: Record<string, Float32Array> = {};
@@ -414,7 +427,7 @@ export class Trainer {
     this.dataRng.setState(ck.state.rng.data as ReturnType<Rng['getState']>);
     this.noiseRng.setState(ck.state.rng.noise as ReturnType<Rng['getState']>);
     if (ck.state.controllers.length !== this.controllers.length) {
-      throw new Error(`${all[all.length - 1]}: checkpoint has ${ck.state.controllers.length} balance controllers, the config has ${this.controllers.length}`);
+      throw new Error(`${ck.dir}: checkpoint has ${ck.state.controllers.length} balance controllers, the config has ${this.controllers.length}`);
     }
     this.controllers.forEach((c, i) => c.restore(ck.state.controllers[i]));
     this.step = ck.state.step;
