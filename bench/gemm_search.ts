@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GemmTile } from '../src/kernels/webgpu_gemm.ts';
-import { batchGemm, gemmTuning, paddedExpertFfn } from '../src/ops/expert_ffn.ts';
+import { batchGemm, gemmTuning, paddedExpertFfn } from '../src/moe/expert_ffn.ts';
 import { dotLoss, settle, timeAsync, timeQueued, type Shape, type Timing } from './speed.ts';
 import { ffnFlops } from './moe.ts';
 

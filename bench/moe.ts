@@ -3,8 +3,8 @@
  * (T=4096, D=512, H=2048, E=8, k=2), and a dense FFN of equal active FLOPs (hidden k·H).
  */
 import * as tf from '@tensorflow/tfjs';
-import { MoELayer, type MoEConfig } from '../src/moe_layer.ts';
-import { ffn, initVariable } from '../src/experts.ts';
+import { MoELayer, type MoEConfig } from '../src/moe/layer.ts';
+import { ffn, initVariable } from '../src/moe/experts.ts';
 import { Rng } from '../src/rng.ts';
 
 export interface StepTiming { median_ms: number; min_ms: number; runs: number; tokens_per_s: number; gflops: number }

@@ -6,8 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import type { Dispatcher } from '../src/dispatchers.ts';
-import { gemmTuning } from '../src/ops/expert_ffn.ts';
+import type { Dispatcher } from '../src/moe/dispatchers.ts';
+import { gemmTuning } from '../src/moe/expert_ffn.ts';
 import { breakdown, denseFigures, dispatchersAgree, matmulCeiling, moeFigures, profileStep, stepPhases, syncLatency, type MoeFigures, type Shape } from './speed.ts';
 import { gemmSearch } from './gemm_search.ts';
 import { speedTable } from './speed_table.ts';

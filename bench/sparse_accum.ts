@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseConfig } from '../src/config.ts';
+import { parseConfig } from '../src/config/load.ts';
 import { readMetrics } from '../src/metrics/jsonl.ts';
 import { train } from '../src/train/trainer.ts';
 

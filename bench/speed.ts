@@ -6,10 +6,10 @@
  * with `await data()` (WebGPU forbids dataSync), and on WebGPU routing is read ahead (readRouting).
  */
 import * as tf from '@tensorflow/tfjs';
-import { moeExperts, type Dispatcher } from '../src/dispatchers.ts';
-import { ffn, initVariable } from '../src/experts.ts';
-import { MoELayer, type ForwardContext, type MoEConfig, type MoEOutput } from '../src/moe_layer.ts';
-import { paddedExpertFfn } from '../src/ops/expert_ffn.ts';
+import { moeExperts, type Dispatcher } from '../src/moe/dispatchers.ts';
+import { ffn, initVariable } from '../src/moe/experts.ts';
+import { MoELayer, type ForwardContext, type MoEConfig, type MoEOutput } from '../src/moe/layer.ts';
+import { paddedExpertFfn } from '../src/moe/expert_ffn.ts';
 import { Rng } from '../src/rng.ts';
 import { ffnFlops } from './moe.ts';
 

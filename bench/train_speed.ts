@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { loadConfig, parseConfig } from '../src/config.ts';
+import { loadConfig, parseConfig } from '../src/config/load.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { moeSetup, moeStep, timeAsync, type Timing } from './speed.ts';
 

@@ -20,10 +20,10 @@ export {
 } from './losses/index.ts';
 
 // capacity, dispatch, experts, layer
-export { expertCapacity, applyCapacity, CAPACITY_POLICIES, type CapacityPolicy, type CapacityInput, type CapacityResult } from './capacity.ts';
-export { dispatch, combine, planTokenChoice, planExpertChoice, type DispatchPlan } from './dispatch.ts';
-export { runExperts, ffn, gelu, silu, createExperts, ACTIVATIONS, type Activation, type ExpertWeights } from './experts.ts';
-export { MoELayer, fineGrained, routerEntropy, AUX_LOSSES, type MoEConfig, type MoEOutput, type MoEStats, type AuxLossName, type ForwardContext } from './moe_layer.ts';
+export { expertCapacity, applyCapacity, CAPACITY_POLICIES, type CapacityPolicy, type CapacityInput, type CapacityResult } from './moe/capacity.ts';
+export { dispatch, combine, planTokenChoice, planExpertChoice, type DispatchPlan } from './moe/plan.ts';
+export { runExperts, ffn, gelu, silu, createExperts, ACTIVATIONS, type Activation, type ExpertWeights } from './moe/experts.ts';
+export { MoELayer, fineGrained, routerEntropy, AUX_LOSSES, type MoEConfig, type MoEOutput, type MoEStats, type AuxLossName, type ForwardContext } from './moe/layer.ts';
 
 // tensor ops
 export { gatherRows } from './ops/gather_rows.ts';
@@ -37,13 +37,13 @@ export { parseYamlSafe, readYamlFile, YamlError } from './io/yaml_safe.ts';
 export { writeFileAtomic, writeJsonAtomic } from './io/atomic.ts';
 
 // config, model, training
-export { loadConfig, parseConfig, applyOverrides, configToYaml, ConfigError, DEFAULT_CONFIG, type Config } from './config.ts';
+export { loadConfig, parseConfig, applyOverrides, configToYaml, ConfigError, DEFAULT_CONFIG, type Config } from './config/load.ts';
 export { MoEModel, moeConfigFromConfig, crossEntropy } from './model/model.ts';
 export { generateTokens } from './model/generate.ts';
 export { train, Trainer, evaluate, type TrainOptions, type TrainSummary } from './train/trainer.ts';
-export { AdamW } from './train/adamw.ts';
-export { learningRate } from './train/schedule.ts';
-export { clipByGlobalNorm } from './train/clip.ts';
+export { AdamW } from './optim/adamw.ts';
+export { learningRate } from './optim/schedule.ts';
+export { clipByGlobalNorm } from './optim/clip.ts';
 export { globalBatchAux, type GlobalBalanceStats } from './losses/global_batch.ts';
 export { createControllers, SparseGradientAccumulator, type Controller, type ControllerContext } from './train/controllers/index.ts';
 export { runCompare, type MethodResult } from './compare/compare.ts';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { applyCapacity, expertCapacity, CAPACITY_POLICIES, type CapacityPolicy } from '../src/capacity.ts';
-import { planTokenChoice } from '../src/dispatch.ts';
+import { applyCapacity, expertCapacity, CAPACITY_POLICIES, type CapacityPolicy } from '../src/moe/capacity.ts';
+import { planTokenChoice } from '../src/moe/plan.ts';
 import { randomArray } from './helpers.ts';
 
 /** Random routing: probs rows softmax of random logits, indices = top-k of probs (skewed toward expert 0). */

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { runCompare, endOfRunBalance } from '../src/compare/compare.ts';
 import { methodOverrides, METHODS } from '../src/compare/methods.ts';
-import { parseConfig } from '../src/config.ts';
+import { parseConfig } from '../src/config/load.ts';
 import { applyOverrides } from '../src/config/overrides.ts';
 import type { MetricRecord } from '../src/metrics/jsonl.ts';
 

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, DEFAULT_CONFIG, applyOverrides, configToYaml, denseHidden, loadConfig, parseConfig, type Config } from '../src/config.ts';
+import { ConfigError, DEFAULT_CONFIG, applyOverrides, configToYaml, denseHidden, loadConfig, parseConfig, type Config } from '../src/config/load.ts';
 import { closest, editDistance } from '../src/config/errors.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'config-test-'));

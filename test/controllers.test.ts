@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, it, expect } from 'vitest';
-import { MoELayer, type MoEConfig } from '../src/moe_layer.ts';
+import { MoELayer, type MoEConfig } from '../src/moe/layer.ts';
 import { Rng } from '../src/rng.ts';
-import { parseConfig } from '../src/config.ts';
+import { parseConfig } from '../src/config/load.ts';
 import { droppedFraction, maxLoadShare, maxVio } from '../src/metrics/balance.ts';
 import {
   AuxFreeController, DeadExpertController, DynamicCapacityController, GateAdjustController, GradReweightController,

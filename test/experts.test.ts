@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { it, expect } from 'vitest';
-import { runExperts } from '../src/experts.ts';
+import { runExperts } from '../src/moe/experts.ts';
 import { describeBackends, expectClose, finiteDiff, randomArray } from './helpers.ts';
 
 describeBackends('runExperts', () => {

@@ -4,9 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, it, expect } from 'vitest';
-import { AdamW, defaultDecay } from '../src/train/adamw.ts';
-import { learningRate, type ScheduleConfig } from '../src/train/schedule.ts';
-import { clipByGlobalNorm } from '../src/train/clip.ts';
+import { AdamW, defaultDecay } from '../src/optim/adamw.ts';
+import { learningRate, type ScheduleConfig } from '../src/optim/schedule.ts';
+import { clipByGlobalNorm } from '../src/optim/clip.ts';
 import { describeBackends, expectClose, randomArray } from './helpers.ts';
 
 let uid = 0;

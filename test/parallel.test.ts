@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planTokenChoice, type DispatchPlan } from '../src/dispatch.ts';
-import { createExperts, runExperts, type Activation, type ExpertWeights } from '../src/experts.ts';
-import { MoELayer, type MoEConfig } from '../src/moe_layer.ts';
+import { planTokenChoice, type DispatchPlan } from '../src/moe/plan.ts';
+import { createExperts, runExperts, type Activation, type ExpertWeights } from '../src/moe/experts.ts';
+import { MoELayer, type MoEConfig } from '../src/moe/layer.ts';
 import { Rng } from '../src/rng.ts';
-import { AdamW } from '../src/train/adamw.ts';
-import { clipByGlobalNorm } from '../src/train/clip.ts';
+import { AdamW } from '../src/optim/adamw.ts';
+import { clipByGlobalNorm } from '../src/optim/clip.ts';
 import { planExchange } from '../src/parallel/exchange.ts';
 import { ExpertParallel } from '../src/parallel/expert_parallel.ts';
 import { decodeMeta, encodeMeta, chunkOffsets, metaWords } from '../src/parallel/meta.ts';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, expect } from 'vitest';
-import { parseConfig, type Config } from '../src/config.ts';
+import { parseConfig, type Config } from '../src/config/load.ts';
 import { readSafetensorsFile } from '../src/io/safetensors.ts';
 import { readMetrics } from '../src/metrics/jsonl.ts';
 import { train } from '../src/train/trainer.ts';

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { it, expect } from 'vitest';
-import { MoELayer } from '../src/moe_layer.ts';
+import { MoELayer } from '../src/moe/layer.ts';
 import { Rng } from '../src/rng.ts';
 import { describeBackends } from './helpers.ts';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { toModelShape, type ModelShapeConfig } from '../src/sim/model_shape.ts';
-import { fitTopK, inclusionTargets, missProbability } from '../src/sim/routing.ts';
+import { fitTopK, inclusionTargets, missProbability } from '../src/plan/topk_model.ts';
 import { layerModels, simulate } from '../src/sim/simulate.ts';
 import { rebalanceExperts } from '../src/plan/eplb.ts';
 import { parseSweep, recommend, runSweep } from '../src/sim/sweep.ts';

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { it, expect } from 'vitest';
-import { parseConfig, type Config } from '../src/config.ts';
+import { parseConfig, type Config } from '../src/config/load.ts';
 import { readMetrics } from '../src/metrics/jsonl.ts';
 import { Trainer, train } from '../src/train/trainer.ts';
 import { describeBackends, expectClose } from './helpers.ts';

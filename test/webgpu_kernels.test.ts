@@ -6,12 +6,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.ts';
-import { moeExperts } from '../src/dispatchers.ts';
-import { planTokenChoice } from '../src/dispatch.ts';
-import { createExperts } from '../src/experts.ts';
+import { moeExperts } from '../src/moe/dispatchers.ts';
+import { planTokenChoice } from '../src/moe/plan.ts';
+import { createExperts } from '../src/moe/experts.ts';
 import type { GemmEpilogue, GemmTile } from '../src/kernels/webgpu_gemm.ts';
-import { batchGemm } from '../src/ops/expert_ffn.ts';
-import { gatherRowsScaled, rowDot, sumRows } from '../src/ops/permute.ts';
+import { batchGemm } from '../src/moe/expert_ffn.ts';
+import { gatherRowsScaled, rowDot, sumRows } from '../src/moe/permute.ts';
 import { Rng } from '../src/rng.ts';
 import { expectClose, randomArray } from './helpers.ts';
 
@@ -41,7 +41,7 @@ describe.skipIf(!gpu)('WGSL kernels on webgpu (skipped without a GPU adapter)', 
       for (const tile of tiles) {
         const av = randomArray(Z * M * K, seed++), bv = randomArray(Z * K * N, seed++), hv = randomArray(Z * M * N, seed++);
         const ref = gemmRef(av, bv, Z, M, N, K, tA, tB);
-        const { gemmTuning } = await import('../src/ops/expert_ffn.ts');
+        const { gemmTuning } = await import('../src/moe/expert_ffn.ts');
         gemmTuning.tile = tile;
         for (const ep of ['none', 'relu', 'relu-grad'] as GemmEpilogue[]) {
           const a = tf.tensor3d(av, tA ? [Z, K, M] : [Z, M, K]), b = tf.tensor3d(bv, tB ? [Z, N, K] : [Z, K, N]);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../backend.ts';
-import { loadConfig, type Config } from '../config.ts';
+import { loadConfig, type Config } from '../config/load.ts';
 import { decode, encode } from '../data/tokenizer.ts';
 import { summarizeLoad } from '../metrics/balance.ts';
 import { loadBar, summaryTable } from '../metrics/terminal.ts';

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config.ts';
+import { loadConfig, type Config } from '../config/load.ts';
 import { createProgress, loadBar, summaryTable } from '../metrics/terminal.ts';
 import { summarizeLoad } from '../metrics/balance.ts';
 import { writeReport } from '../report/report.ts';

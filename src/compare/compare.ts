@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig } from '../config.ts';
+import { loadConfig } from '../config/load.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { readMetrics, type MetricRecord } from '../metrics/jsonl.ts';
 import { summaryTable } from '../metrics/terminal.ts';

@@ -6,9 +6,9 @@
  * Parameters live in one name → variable map (the checkpoint's tensor names).
  */
 import * as tf from '@tensorflow/tfjs';
-import { denseHidden, type Config } from '../config.ts';
-import { ffn, initVariable, type Activation } from '../experts.ts';
-import { MoELayer, type AuxLossName, type ForwardContext, type MoEConfig, type MoEOutput } from '../moe_layer.ts';
+import { denseHidden, type Config } from '../config/load.ts';
+import { ffn, initVariable, type Activation } from '../moe/experts.ts';
+import { MoELayer, type AuxLossName, type ForwardContext, type MoEConfig, type MoEOutput } from '../moe/layer.ts';
 import { gatherRows } from '../ops/gather_rows.ts';
 import { takeAlongRows } from '../ops/take_along_rows.ts';
 import type { Rng } from '../rng.ts';

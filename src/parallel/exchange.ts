@@ -14,7 +14,7 @@
  * Outputs (ys), output gradients (dy) and input gradients (dxs) are per row in both modes: the
  * executor seam returns unweighted rows, so no reduction can happen before they reach home.
  */
-import type { DispatchPlan } from '../dispatch.ts';
+import type { DispatchPlan } from '../moe/plan.ts';
 import { nodeOf, replicaRange, type Slot } from './placement.ts';
 
 export type CommMode = 'flat' | 'hierarchical';

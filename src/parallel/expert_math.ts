@@ -7,7 +7,7 @@
  * matMul 15–25× slower, see ops/matmul_grad.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { gelu, silu, type Activation } from '../experts.ts';
+import { gelu, silu, type Activation } from '../moe/experts.ts';
 
 export interface ExpertParams {
   /** [D, H] */

@@ -13,11 +13,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../backend.ts';
-import type { DispatchPlan } from '../dispatch.ts';
-import type { Activation, ExpertWeights } from '../experts.ts';
-import type { ExpertExecutor } from '../moe_layer.ts';
+import type { DispatchPlan } from '../moe/plan.ts';
+import type { Activation, ExpertWeights } from '../moe/experts.ts';
+import type { ExpertExecutor } from '../moe/layer.ts';
 import type { EpRankTiming } from '../metrics/jsonl.ts';
-import type { AdamWState } from '../train/adamw.ts';
+import type { AdamWState } from '../optim/adamw.ts';
 import { prepareForward, resetCounters, SharedBuffers, streamBackward, streamForward } from './alltoall.ts';
 import { COMM_MODES, checkTokenRows, planExchange, type CommConfig, type CommMode } from './exchange.ts';
 import { WorkerGroup } from './group.ts';

@@ -4,8 +4,8 @@
  * Variables are named `l{layer}.e{expert}.w1|w2|w3`, the keys of getOpt/setOpt.
  */
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, type AdamWState } from '../train/adamw.ts';
-import type { Activation } from '../experts.ts';
+import { AdamW, type AdamWState } from '../optim/adamw.ts';
+import type { Activation } from '../moe/experts.ts';
 import { backwardBlock, disposeSaved, forwardBlock, type ExpertParams, type SavedBlock } from './expert_math.ts';
 import type { AdamWHyper, ExpertArrays } from './protocol.ts';
 import { slotName } from './stacking.ts';

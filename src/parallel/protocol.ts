@@ -14,8 +14,8 @@
  *     +5+g FWD[g] chunks that gateway g forwarded to r (hierarchical stage 2)
  *   timing (Float64Array, per rank at 4·r): compute ms, comm ms, wait ms (accumulated), done-at (epoch ms)
  */
-import type { Activation } from '../experts.ts';
-import type { AdamWState } from '../train/adamw.ts';
+import type { Activation } from '../moe/experts.ts';
+import type { AdamWState } from '../optim/adamw.ts';
 
 export const MAIN_SEQ = 0;
 export const ABORT = 1;

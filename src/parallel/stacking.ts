@@ -2,7 +2,7 @@
  * Between the main thread's stacked layout (w1 [E, D, H], w2 [E, H, D], w3 [E, D, H]; Megatron's
  * GroupedMLP) and the ranks' per-expert slots. Reassembly reads each expert from its primary replica.
  */
-import type { AdamWState } from '../train/adamw.ts';
+import type { AdamWState } from '../optim/adamw.ts';
 import type { Placement, Slot } from './placement.ts';
 import type { ExpertArrays } from './protocol.ts';
 

@@ -9,7 +9,7 @@
  *   flat (one copy per remote expert replica):   Σ_n (1/N) Σ_{m≠n} Λ_m = k·(N−1)/N  (Λ_m = Σ_{j∈m} λ_j; placement-free)
  *   hierarchical (one copy per remote node):      (N−1)/N · Σ_m h_m,  h_m = P(the token needs node m)
  */
-import { fitTopK, missProbability } from '../sim/routing.ts';
+import { fitTopK, missProbability } from './topk_model.ts';
 import { mean, planBalancedness, roundRobinBalancedness } from './balancedness.ts';
 import { isHierarchical, rebalanceExperts, type EplbPlan } from './eplb.ts';
 import { rebalanceExpertsBest } from './refine.ts';

@@ -8,7 +8,7 @@ import { Rng } from '../rng.ts';
 import { computeTime, flatTime, hierarchicalTime, overlapTime } from './cost.ts';
 import type { ModelShape } from './model_shape.ts';
 import { pricePaths, type PathMode, type PathsResult } from './paths.ts';
-import { fitTopK, permuteModel, type TopKModel } from './routing.ts';
+import { fitTopK, permuteModel, type TopKModel } from '../plan/topk_model.ts';
 import type { Topology } from './topology.ts';
 import type { AdaptiveOptions } from './topology_routing.ts';
 import { layerTraffic, trivialPlacement, type LayerTraffic } from './traffic.ts';

@@ -7,7 +7,7 @@
  *   h_m = 1 − E[Π_{e∈S}(1 − r_{e,m}/cnt_e)]             P(a token needs node m at all)  (node-level dedup)
  * r_{e,j} (r_{e,m}) = replicas of e on GPU j (node m). Cost O(G + N·E·k + G·k·|experts per GPU|).
  */
-import { missProbability, type TopKModel } from './routing.ts';
+import { missProbability, type TopKModel } from '../plan/topk_model.ts';
 
 export interface LayerTraffic {
   /** [G] expected copies per token sent to GPU j (flat, per assignment). */

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { checkTensorsAgainst, readSafetensorsFile, writeSafetensorsAtomic, type SafeTensor } from '../io/safetensors.ts';
 import { z } from 'zod';
-import type { AdamWState } from './adamw.ts';
+import type { AdamWState } from '../optim/adamw.ts';
 
 export const CHECKPOINT_DIR = 'checkpoints';
 const PREFIX = 'step-';

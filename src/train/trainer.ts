@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { configToYaml, type Config } from '../config.ts';
+import { configToYaml, type Config } from '../config/load.ts';
 import { initBackend } from '../backend.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import type { GlobalBalanceStats } from '../losses/global_batch.ts';
@@ -14,17 +14,17 @@ import { loadBar } from '../metrics/terminal.ts';
 import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
 import { summarizeLayers } from '../metrics/balance.ts';
 import { MoEModel, type ModelOutput } from '../model/model.ts';
-import type { ForwardContext } from '../moe_layer.ts';
+import type { ForwardContext } from '../moe/layer.ts';
 import { Rng } from '../rng.ts';
-import { AdamW } from './adamw.ts';
+import { AdamW } from '../optim/adamw.ts';
 import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type Checkpoint, type TrainState } from './checkpoint.ts';
-import { clipByGlobalNorm } from './clip.ts';
+import { clipByGlobalNorm } from '../optim/clip.ts';
 import { createDataSource, type Batch, type DataSource } from './data_source.ts';
 import { ExpertParallel } from '../parallel/expert_parallel.ts';
 import { placementFromPhy2Log } from '../parallel/placement.ts';
 import { readPlacement } from '../plan/placement_io.ts';
-import { learningRate } from './schedule.ts';
+import { learningRate } from '../optim/schedule.ts';
 
 export interface TrainOptions {
   /** the run folder (created; must be empty or hold this run when resuming). */

@@ -12,7 +12,7 @@
  * Only routers that select by score take the bias (topk, group_limited; config/checks.ts enforces it).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MoELayer } from '../../moe_layer.ts';
+import type { MoELayer } from '../../moe/layer.ts';
 import { checkContext, checkRows, sameLayers, sumOf, type Controller, type ControllerContext } from './types.ts';
 
 /** Δb_i = u · sign(c̄ − c_i), c̄ = (1/E) Σ_j c_j (the DeepSeek-V3 bias update for one layer). */

@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { DeadExpertTracker } from '../../metrics/dead_experts.ts';
-import type { MoELayer } from '../../moe_layer.ts';
+import type { MoELayer } from '../../moe/layer.ts';
 import type { Rng } from '../../rng.ts';
 import { checkContext, sameLayers, type Controller, type ControllerContext } from './types.ts';
 

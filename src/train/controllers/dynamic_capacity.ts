@@ -34,7 +34,7 @@
  *   `current_capacity`; we use the layer's factor in force.
  */
 import { loadCv } from '../../metrics/balance.ts';
-import type { MoELayer } from '../../moe_layer.ts';
+import type { MoELayer } from '../../moe/layer.ts';
 import { checkContext, sameLayers, sumOf, type Controller, type ControllerContext } from './types.ts';
 
 export type CapacityRule = 'ratio' | 'trend';

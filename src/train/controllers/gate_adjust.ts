@@ -30,7 +30,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadCv } from '../../metrics/balance.ts';
-import type { MoELayer } from '../../moe_layer.ts';
+import type { MoELayer } from '../../moe/layer.ts';
 import type { Rng } from '../../rng.ts';
 import { checkContext, sameLayers, sumOf, type Controller, type ControllerContext } from './types.ts';
 

@@ -5,8 +5,8 @@
  * use_load_balance: false (the seeds' master switch) gives none. Sparse accumulation works across
  * micro-batches and is not a Controller: createSparseAccumulator.
  */
-import type { Config } from '../../config.ts';
-import type { MoELayer } from '../../moe_layer.ts';
+import type { Config } from '../../config/load.ts';
+import type { MoELayer } from '../../moe/layer.ts';
 import { Rng } from '../../rng.ts';
 import { AuxFreeController } from './aux_free.ts';
 import { DeadExpertController } from './dead_expert.ts';

@@ -19,8 +19,8 @@
  * those rows (expertUpdateMask gives the [E, 1, 1] mask).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Config } from '../../config.ts';
-import type { MoELayer } from '../../moe_layer.ts';
+import type { Config } from '../../config/load.ts';
+import type { MoELayer } from '../../moe/layer.ts';
 import { expertKeys } from './types.ts';
 
 export interface SparseAccumResult {

@@ -8,7 +8,7 @@
  *   in createControllers order) → clip → optimizer step → afterStep (each controller) → metrics.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { MoELayer } from '../../moe_layer.ts';
+import type { MoELayer } from '../../moe/layer.ts';
 
 export interface ControllerContext {
   /** optimizer step just taken (0-based). */

@@ -6,19 +6,19 @@
 import { z } from 'zod';
 import * as fs from 'node:fs';
 import { LineCounter, isMap, isScalar, parseDocument, stringify } from 'yaml';
-import { CAPACITY_POLICIES } from './capacity.ts';
-import type { Activation } from './experts.ts';
-import type { BackendName } from './backend.ts';
-import type { AuxLossName } from './moe_layer.ts';
-import type { TauSchedule } from './router/gumbel.ts';
-import type { GroupLimitedOptions } from './router/group_limited.ts';
-import { YamlError, readYamlFile } from './io/yaml_safe.ts';
-import { crossChecks } from './config/checks.ts';
-import { ConfigError, fromZodIssues, type ConfigIssue } from './config/errors.ts';
-import { applyOverrides, overridePaths } from './config/overrides.ts';
+import { CAPACITY_POLICIES } from '../moe/capacity.ts';
+import type { Activation } from '../moe/experts.ts';
+import type { BackendName } from '../backend.ts';
+import type { AuxLossName } from '../moe/layer.ts';
+import type { TauSchedule } from '../router/gumbel.ts';
+import type { GroupLimitedOptions } from '../router/group_limited.ts';
+import { YamlError, readYamlFile } from '../io/yaml_safe.ts';
+import { crossChecks } from './checks.ts';
+import { ConfigError, fromZodIssues, type ConfigIssue } from './errors.ts';
+import { applyOverrides, overridePaths } from './overrides.ts';
 
-export { ConfigError, type ConfigIssue } from './config/errors.ts';
-export { applyOverrides } from './config/overrides.ts';
+export { ConfigError, type ConfigIssue } from './errors.ts';
+export { applyOverrides } from './overrides.ts';
 
 // Enum values, spelled here so this module loads without tfjs; the type checks below keep them in step.
 const ACTIVATION_VALUES = ['relu', 'gelu', 'swiglu'] as const;

@@ -4,7 +4,7 @@
  * in the same order. One matmul pair per non-empty expert, never a loop over tokens.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../rng.ts';
 
 export type Activation = 'relu' | 'gelu' | 'swiglu';
 export const ACTIVATIONS: readonly Activation[] = ['relu', 'gelu', 'swiglu'];

@@ -11,11 +11,11 @@
  * webgpu. Expert-choice routing and an expert executor (expert parallelism) always use gather.
  */
 import * as tf from '@tensorflow/tfjs';
-import { combine, dispatch, type DispatchPlan } from './dispatch.ts';
+import { combine, dispatch, type DispatchPlan } from './plan.ts';
 import { runExperts, type Activation, type ExpertWeights } from './experts.ts';
-import { paddedExpertFfn } from './ops/expert_ffn.ts';
-import { gatherRows } from './ops/gather_rows.ts';
-import { permute, rowMaps, unpermute } from './ops/permute.ts';
+import { paddedExpertFfn } from './expert_ffn.ts';
+import { gatherRows } from '../ops/gather_rows.ts';
+import { permute, rowMaps, unpermute } from './permute.ts';
 
 export type Dispatcher = 'gather' | 'onehot' | 'padded';
 export type DispatcherChoice = Dispatcher | 'auto';

@@ -10,7 +10,7 @@
  * Works on every backend that has the row kernels (cpu, wasm, webgpu).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DispatchPlan } from '../dispatch.ts';
+import type { DispatchPlan } from './plan.ts';
 import { GATHER_ROWS, ROW_DOT, SUM_ROWS } from '../kernels/row_kernels.ts';
 import '../kernels/webgpu_rows.ts';
 

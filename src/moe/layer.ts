@@ -5,17 +5,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { applyCapacity, type CapacityPolicy, type CapacityResult } from './capacity.ts';
-import { combine, dispatch, planExpertChoice, planTokenChoice, type DispatchPlan } from './dispatch.ts';
+import { combine, dispatch, planExpertChoice, planTokenChoice, type DispatchPlan } from './plan.ts';
 import { moeExperts, paddedRows, resolveDispatcher, type DispatcherChoice } from './dispatchers.ts';
 import { createExperts, ffn, initVariable, runExperts, type Activation, type ExpertWeights } from './experts.ts';
-import { switchLoss, klUniformLoss, cvSquaredLoss, loadVarianceLoss, zLoss, sequenceAuxLoss, groupAuxLoss } from './losses/index.ts';
-import { GLOBAL_AUX, globalBatchAux, type GlobalAuxName, type GlobalBalanceStats } from './losses/global_batch.ts';
-import { recompute } from './ops/recompute.ts';
-import { takeAlongRows } from './ops/take_along_rows.ts';
-import { Rng } from './rng.ts';
-import { gumbelNoise } from './router/gumbel.ts';
-import { route, type RouterConfig } from './router/route.ts';
-import type { Routing, TokenChoiceRouting } from './router/types.ts';
+import { switchLoss, klUniformLoss, cvSquaredLoss, loadVarianceLoss, zLoss, sequenceAuxLoss, groupAuxLoss } from '../losses/index.ts';
+import { GLOBAL_AUX, globalBatchAux, type GlobalAuxName, type GlobalBalanceStats } from '../losses/global_batch.ts';
+import { recompute } from '../ops/recompute.ts';
+import { takeAlongRows } from '../ops/take_along_rows.ts';
+import { Rng } from '../rng.ts';
+import { gumbelNoise } from '../router/gumbel.ts';
+import { route, type RouterConfig } from '../router/route.ts';
+import type { Routing, TokenChoiceRouting } from '../router/types.ts';
 
 export type AuxLossName = 'switch' | 'kl' | 'cv2' | 'variance' | 'z' | 'sequence' | 'group';
 export const AUX_LOSSES: readonly AuxLossName[] = ['switch', 'kl', 'cv2', 'variance', 'z', 'sequence', 'group'];

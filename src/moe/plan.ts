@@ -8,8 +8,8 @@
  * Dropped assignments have no row, so they contribute zero (the residual path carries the token).
  */
 import * as tf from '@tensorflow/tfjs';
-import { gatherRows } from './ops/gather_rows.ts';
-import { scatterRows } from './ops/scatter_rows.ts';
+import { gatherRows } from '../ops/gather_rows.ts';
+import { scatterRows } from '../ops/scatter_rows.ts';
 
 /** The routing map: where each dispatched row comes from and which gate weight it carries. */
 export interface DispatchPlan {

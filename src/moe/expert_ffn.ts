@@ -8,7 +8,7 @@
  *   naive loop at ≈0.5 GFLOPS, 50× slower than its XNNPACK path for a single matrix).
  */
 import * as tf from '@tensorflow/tfjs';
-import { ffn, gelu, silu, type Activation, type ExpertWeights } from '../experts.ts';
+import { ffn, gelu, silu, type Activation, type ExpertWeights } from './experts.ts';
 import { BATCH_GEMM, type GemmEpilogue, type GemmTile } from '../kernels/webgpu_gemm.ts';
 
 /** The WGSL GEMM's switch and tile; the GPU benchmark sets the tile after timing the candidates. */
