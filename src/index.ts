@@ -37,7 +37,8 @@ export { parseYamlSafe, readYamlFile, YamlError } from './io/yaml_safe.ts';
 export { writeFileAtomic, writeJsonAtomic } from './io/atomic.ts';
 
 // config, model, training
-export { loadConfig, parseConfig, applyOverrides, configToYaml, ConfigError, DEFAULT_CONFIG, type Config } from './config/load.ts';
+export { loadConfig, parseConfig, applyOverrides, configToYaml, ConfigError } from './config/load.ts';
+export { DEFAULT_CONFIG, type Config } from './config/schema.ts';
 export { MoEModel, moeConfigFromConfig, crossEntropy } from './model/model.ts';
 export { generateTokens } from './model/generate.ts';
 export { train, Trainer, evaluate, type TrainOptions, type TrainSummary } from './train/trainer.ts';

@@ -11,7 +11,7 @@
  * - capacity vs tokens is an error, not a warning: with capacity_factor·T·k/E < 1 every expert's capacity
  *   rounds up to 1, so the factor no longer means what it says (and drops dominate).
  */
-import type { Config } from './load.ts';
+import type { Config } from './schema.ts';
 import type { ConfigIssue } from './errors.ts';
 
 const divisors = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);

@@ -2,7 +2,7 @@
  * `--set key=value` overrides: dotted paths into the config (`router.type=sinkhorn`), values read as
  * YAML scalars (3 → number, true → boolean, null → null, anything else a string; quote to force a string).
  */
-import { DEFAULT_CONFIG } from './load.ts';
+import { DEFAULT_CONFIG } from './schema.ts';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
 import { ConfigError, getAt, showValue, suggestField, type ConfigIssue } from './errors.ts';
 

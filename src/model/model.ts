@@ -6,7 +6,7 @@
  * Parameters live in one name → variable map (the checkpoint's tensor names).
  */
 import * as tf from '@tensorflow/tfjs';
-import { denseHidden, type Config } from '../config/load.ts';
+import { denseHidden, type Config } from '../config/schema.ts';
 import { ffn, initVariable, type Activation } from '../moe/experts.ts';
 import { MoELayer, type AuxLossName, type ForwardContext, type MoEConfig, type MoEOutput } from '../moe/layer.ts';
 import { gatherRows } from '../ops/gather_rows.ts';

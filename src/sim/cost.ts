@@ -19,6 +19,26 @@
 import type { LayerTraffic } from './traffic.ts';
 import type { Topology } from './topology.ts';
 
+/** One strategy's times (seconds) and bytes for one layer. */
+export interface StrategyResult {
+  dispatch: number;
+  compute: number;
+  combine: number;
+  /** dispatch + compute + combine, no overlap. */
+  total: number;
+  /** Chunked pipeline, with the chunk count C ∈ {1, 2, 4, …} ≤ shape.chunks that is fastest. */
+  overlapped: number;
+  chunks: number;
+  /** (total − compute)/compute, and communication efficiency compute/(compute + communication). */
+  overhead: number;
+  efficiency: number;
+  overlappedOverhead: number;
+  overlappedEfficiency: number;
+  /** Max over GPUs of dispatch bytes sent across nodes / inside the node. */
+  interBytes: number;
+  intraBytes: number;
+}
+
 /** Busy time of one link direction: α·messages + bytes/B. */
 export function linkTime(alpha: number, messages: number, bytes: number, bandwidth: number): number {
   return alpha * messages + bytes / bandwidth;

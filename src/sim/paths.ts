@@ -10,9 +10,8 @@
  * combine/dispatch bytes, and every link is priced in both directions alike, so its time is the dispatch loads at
  * that scale; chunk c of the overlap is the same loads with bytes scaled by 1/c (messages are not).
  */
-import { overlapTime } from './cost.ts';
+import { overlapTime, type StrategyResult } from './cost.ts';
 import type { ModelShape } from './model_shape.ts';
-import type { StrategyResult } from './simulate.ts';
 import type { Topology } from './topology.ts';
 import { adaptiveRoute, emptyLinkLoads, linkLayout, loadsTime, reroutedShare, routeLoads, staticRoute,
   type AdaptiveOptions, type Flows, type LinkLoads, type Links } from './topology_routing.ts';

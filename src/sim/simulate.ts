@@ -5,13 +5,15 @@
  * per distinct layer.
  */
 import { Rng } from '../rng.ts';
-import { computeTime, flatTime, hierarchicalTime, overlapTime } from './cost.ts';
+import { computeTime, flatTime, hierarchicalTime, overlapTime, type StrategyResult } from './cost.ts';
 import type { ModelShape } from './model_shape.ts';
 import { pricePaths, type PathMode, type PathsResult } from './paths.ts';
 import { fitTopK, permuteModel, type TopKModel } from '../plan/topk_model.ts';
 import type { Topology } from './topology.ts';
 import type { AdaptiveOptions } from './topology_routing.ts';
 import { layerTraffic, trivialPlacement, type LayerTraffic } from './traffic.ts';
+
+export type { StrategyResult } from './cost.ts';
 
 /** Optional static vs adaptive paths over a multi-path topology (src/sim/paths.ts); off by default. */
 export interface SimOptions extends AdaptiveOptions {
@@ -23,26 +25,6 @@ export type LoadSpec =
   | { kind: 'uniform' }
   | { kind: 'zipf'; s: number; seed: number }
   | { kind: 'trace'; weight: number[][] };
-
-/** One strategy's times (seconds) and bytes for one layer. */
-export interface StrategyResult {
-  dispatch: number;
-  compute: number;
-  combine: number;
-  /** dispatch + compute + combine, no overlap. */
-  total: number;
-  /** Chunked pipeline, with the chunk count C ∈ {1, 2, 4, …} ≤ shape.chunks that is fastest. */
-  overlapped: number;
-  chunks: number;
-  /** (total − compute)/compute, and communication efficiency compute/(compute + communication). */
-  overhead: number;
-  efficiency: number;
-  overlappedOverhead: number;
-  overlappedEfficiency: number;
-  /** Max over GPUs of dispatch bytes sent across nodes / inside the node. */
-  interBytes: number;
-  intraBytes: number;
-}
 
 export interface LayerResult {
   layer: number;

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Config } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
 import { evalBatches, sampleBatch, syntheticDataset, type TokenBatch } from '../data/batches.ts';
 import { loadCorpus, splitTrainVal } from '../data/corpus.ts';
 import { createTokenizer, encode, tokenizerFromJson, tokenizerToJson, vocabSize, type Tokenizer } from '../data/tokenizer.ts';

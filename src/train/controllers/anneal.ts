@@ -8,7 +8,7 @@
  * - Noisy top-k (Shazeer et al. 2017) noise multiplier: linear decay to 0 over noise_anneal_steps,
  *   noise(t) = noise_scale · max(0, 1 − t / noise_anneal_steps); noise_anneal_steps = 0 keeps noise_scale.
  */
-import type { Config } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
 import { annealTau } from '../../router/gumbel.ts';
 
 function checkStep(step: number, who: string): void {

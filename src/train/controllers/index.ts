@@ -5,7 +5,7 @@
  * use_load_balance: false (the seeds' master switch) gives none. Sparse accumulation works across
  * micro-batches and is not a Controller: createSparseAccumulator.
  */
-import type { Config } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
 import type { MoELayer } from '../../moe/layer.ts';
 import { Rng } from '../../rng.ts';
 import { AuxFreeController } from './aux_free.ts';

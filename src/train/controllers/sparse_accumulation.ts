@@ -19,7 +19,7 @@
  * those rows (expertUpdateMask gives the [E, 1, 1] mask).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Config } from '../../config/load.ts';
+import type { Config } from '../../config/schema.ts';
 import type { MoELayer } from '../../moe/layer.ts';
 import { expertKeys } from './types.ts';
 
