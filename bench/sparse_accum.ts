@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseConfig } from '../src/config/load.ts';
 import { readMetrics } from '../src/metrics/jsonl.ts';
-import { train } from '../src/train/trainer.ts';
+import { train } from '../src/train/run.ts';
 
 export async function benchSparseAccumulation(): Promise<Record<string, unknown>> {
   const base = {

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadConfig, parseConfig } from '../src/config/load.ts';
-import { Trainer } from '../src/train/trainer.ts';
+import { openTrainer } from '../src/train/run.ts';
 import { moeSetup, moeStep, timeAsync, type Timing } from './speed.ts';
 
 export interface MemorySnapshot { numTensors: number; numBytes: number }
@@ -43,7 +43,7 @@ export async function leakCheck(): Promise<LeakCheck> {
     data: { source: 'nlp-corpus', tokenizer: 'byte' }, backend: tf.getBackend(),
   });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-leak-'));
-  const trainer = new Trainer(cfg, dir);
+  const trainer = openTrainer(cfg, dir);
   try {
     return await leakOver200('Trainer.trainStep of a 2-layer MoE LM (D=32, E=4, k=2, swiglu, AdamW)', () => { trainer.trainStep(); });
   } finally {
@@ -57,7 +57,7 @@ export async function smallLmSpeed(steps = 4): Promise<(Timing & { tokens_per_st
   if (tf.getBackend() === 'webgpu') return { skipped: 'the Trainer reads routing with dataSync, which WebGPU in Node does not allow' };
   const cfg = loadConfig(path.join(import.meta.dirname, '..', 'configs', 'small-lm.yaml'), [`backend=${tf.getBackend()}`]);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-lm-'));
-  const trainer = new Trainer(cfg, dir);
+  const trainer = openTrainer(cfg, dir);
   try {
     const t = await timeAsync(async () => { trainer.trainStep(); }, steps);
     const tokens = cfg.batch_size * cfg.seq_len * cfg.grad_accum_steps;

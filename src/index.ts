@@ -41,7 +41,9 @@ export { loadConfig, parseConfig, applyOverrides, configToYaml, ConfigError } fr
 export { DEFAULT_CONFIG, type Config } from './config/schema.ts';
 export { MoEModel, moeConfigFromConfig, crossEntropy } from './model/model.ts';
 export { generateTokens } from './model/generate.ts';
-export { train, Trainer, evaluate, type TrainOptions, type TrainSummary } from './train/trainer.ts';
+export { train, openTrainer, runFolderEnv, type TrainOptions, type TrainSummary } from './train/run.ts';
+export { Trainer, type TrainerEnv, type DataSource, type Batch } from './train/step.ts';
+export { evaluate } from './train/evaluate.ts';
 export { AdamW } from './optim/adamw.ts';
 export { learningRate } from './optim/schedule.ts';
 export { clipByGlobalNorm } from './optim/clip.ts';

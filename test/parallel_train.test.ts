@@ -9,7 +9,7 @@ import { describe, it, expect } from 'vitest';
 import { parseConfig, type Config } from '../src/config/load.ts';
 import { readSafetensorsFile } from '../src/io/safetensors.ts';
 import { readMetrics } from '../src/metrics/jsonl.ts';
-import { train } from '../src/train/trainer.ts';
+import { train } from '../src/train/run.ts';
 import { expectClose } from './helpers.ts';
 
 const cfg = (parallel: Record<string, unknown>, over: Record<string, unknown> = {}): Config => parseConfig({

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { it, expect } from 'vitest';
 import { parseConfig, type Config } from '../src/config/load.ts';
 import { readMetrics } from '../src/metrics/jsonl.ts';
-import { Trainer, train } from '../src/train/trainer.ts';
+import { openTrainer, train } from '../src/train/run.ts';
 import { describeBackends, expectClose } from './helpers.ts';
 
 /** A model small enough for unit tests: 1 block, 4 experts, 16-byte sequences, 200 kB of the corpus. */
@@ -23,8 +23,8 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'sy-train-'));
 describeBackends('trainer', (backend) => {
   it('two micro-batches of 2 give the same gradients and balance losses as one batch of 4', () => {
     for (const aux of ['switch', 'kl', 'cv2']) {
-      const big = new Trainer(smallConfig({ backend, aux_loss: { type: aux, weight: 0.5 }, z_loss_weight: 0.01 }), tmp());
-      const small = new Trainer(smallConfig({ backend, aux_loss: { type: aux, weight: 0.5 }, z_loss_weight: 0.01, batch_size: 2, grad_accum_steps: 2 }), tmp());
+      const big = openTrainer(smallConfig({ backend, aux_loss: { type: aux, weight: 0.5 }, z_loss_weight: 0.01 }), tmp());
+      const small = openTrainer(smallConfig({ backend, aux_loss: { type: aux, weight: 0.5 }, z_loss_weight: 0.01, batch_size: 2, grad_accum_steps: 2 }), tmp());
       for (const [name, v] of Object.entries(big.model.params)) small.model.params[name].assign(v);
       const b4 = big.data.next(big.dataRng);
       const b2a = small.data.next(small.dataRng);
@@ -56,9 +56,9 @@ describeBackends('trainer', (backend) => {
       expect(Number.isFinite(r.load_cv) && Number.isFinite(r.maxvio)).toBe(true);
     }
     // restore the newest checkpoint into a fresh trainer: every parameter bit-identical
-    const t = new Trainer(smallConfig({ backend, steps: 25 }), dir);
+    const t = openTrainer(smallConfig({ backend, steps: 25 }), dir);
     expect(t.restore()).toBe(25);
-    const again = new Trainer(smallConfig({ backend, steps: 25 }), dir);
+    const again = openTrainer(smallConfig({ backend, steps: 25 }), dir);
     again.restore();
     for (const [name, v] of Object.entries(t.model.params)) expect(Array.from(v.dataSync())).toEqual(Array.from(again.model.params[name].dataSync()));
     expect(t.optimizer.getState().step).toBe(25);
@@ -98,7 +98,7 @@ describeBackends('untrusted checkpoints', (backend) => {
   it('refuses a checkpoint of another model shape, and a corrupt state.json, naming the file and field', async () => {
     const dir = tmp();
     await train(smallConfig({ backend, steps: 2 }), { outDir: dir });
-    const other = new Trainer(smallConfig({ backend, steps: 2, expert_num: 8 }), dir);
+    const other = openTrainer(smallConfig({ backend, steps: 2, expert_num: 8 }), dir);
     expect(() => other.restore()).toThrow(/checkpoint was made with expert_num = 4, but the model has expert_num = 8/);
     other.dispose();
     const state = path.join(dir, 'checkpoints', 'step-00000002', 'state.json');
@@ -106,7 +106,7 @@ describeBackends('untrusted checkpoints', (backend) => {
     for (const [bad, why] of [['{"step": -1}', /field 'step'/], ['[1,2]', /field '\(root\)'/], ['{nope', /not JSON/],
       [good.replace(/"nanStreak":\s*\d+/, '"nanStreak": "x"'), /field 'nanStreak'/]] as const) {
       fs.writeFileSync(state, bad);
-      const t = new Trainer(smallConfig({ backend, steps: 2 }), dir);
+      const t = openTrainer(smallConfig({ backend, steps: 2 }), dir);
       expect(() => t.restore()).toThrow(new RegExp(`state\\.json: .*${why.source}`));
       t.dispose();
     }

@@ -9,7 +9,9 @@ import { summarizeLoad } from '../metrics/balance.ts';
 import { loadBar, summaryTable } from '../metrics/terminal.ts';
 import { generateTokens } from '../model/generate.ts';
 import { Rng } from '../rng.ts';
-import { Trainer, evaluate } from '../train/trainer.ts';
+import { evaluate } from '../train/evaluate.ts';
+import { openTrainer } from '../train/run.ts';
+import type { Trainer } from '../train/step.ts';
 
 /** A trainer restored from the newest checkpoint of a run folder. */
 export async function openRun(runDir: string, sets: string[] = []): Promise<{ cfg: Config; trainer: Trainer; step: number }> {
@@ -17,7 +19,7 @@ export async function openRun(runDir: string, sets: string[] = []): Promise<{ cf
   if (!fs.existsSync(file)) throw new Error(`${runDir}: not a run folder (no config.yaml)`);
   const cfg = loadConfig(file, sets);
   await initBackend(cfg.backend);
-  const trainer = new Trainer(cfg, runDir);
+  const trainer = openTrainer(cfg, runDir);
   const step = trainer.restore();
   return { cfg, trainer, step };
 }

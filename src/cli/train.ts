@@ -8,7 +8,7 @@ import { loadConfig, type Config } from '../config/load.ts';
 import { createProgress, loadBar, summaryTable } from '../metrics/terminal.ts';
 import { summarizeLoad } from '../metrics/balance.ts';
 import { writeReport } from '../report/report.ts';
-import { train, type TrainSummary } from '../train/trainer.ts';
+import { train, type TrainSummary } from '../train/run.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

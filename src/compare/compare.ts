@@ -9,7 +9,7 @@ import { loadConfig } from '../config/load.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { readMetrics, type MetricRecord } from '../metrics/jsonl.ts';
 import { summaryTable } from '../metrics/terminal.ts';
-import { train, type TrainSummary } from '../train/trainer.ts';
+import { train, type TrainSummary } from '../train/run.ts';
 import { methodOverrides } from './methods.ts';
 
 export interface MethodResult {

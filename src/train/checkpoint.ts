@@ -10,22 +10,12 @@ import { writeJsonAtomic } from '../io/atomic.ts';
 import { checkTensorsAgainst, readSafetensorsFile, writeSafetensorsAtomic, type SafeTensor } from '../io/safetensors.ts';
 import { z } from 'zod';
 import type { AdamWState } from '../optim/adamw.ts';
+import type { Checkpoint, CheckpointStore, TrainState } from './env.ts';
+
+export type { Checkpoint, TrainState } from './env.ts';
 
 export const CHECKPOINT_DIR = 'checkpoints';
 const PREFIX = 'step-';
-
-/** Everything besides tensors that a resumed run needs to continue bit for bit. */
-export interface TrainState {
-  /** optimizer steps completed (the next step to run). */
-  step: number;
-  rng: Record<string, unknown>;
-  controllers: unknown[];
-  nanStreak: number;
-  skippedSteps: number;
-  /** the model-shaping config fields, checked against the model on load. */
-  shape: Record<string, unknown>;
-  extra?: Record<string, unknown>;
-}
 
 const rngState = z.strictObject({ s: z.number().int().min(0).max(0xffffffff), spare: z.number().finite().nullable() });
 const StateSchema = z.strictObject({
@@ -54,12 +44,6 @@ export function parseTrainState(text: string, file: string): TrainState {
   return r.data as TrainState;
 }
 
-export interface Checkpoint {
-  dir: string;
-  params: Record<string, Float32Array>;
-  optimizer: AdamWState;
-  state: TrainState;
-}
 
 /** Folder name of the checkpoint after `step` completed steps. */
 export function checkpointName(step: number): string {
@@ -145,4 +129,16 @@ export function loadCheckpoint(
   const step = Number(opt.metadata.adamw_step);
   if (!Number.isInteger(step) || step < 0) throw new Error(`${optFile}: metadata adamw_step = ${opt.metadata.adamw_step} is not a step count`);
   return { dir, params, optimizer: { step, m, v }, state };
+}
+
+/** The checkpoints of run folder runDir as the Trainer's storage. */
+export function checkpointStore(runDir: string): CheckpointStore {
+  return {
+    loadNewest(expectedShapes, trainableShapes, shape) {
+      const all = listCheckpoints(runDir);
+      if (all.length === 0) throw new Error(`${runDir}: no checkpoint to resume from`);
+      return loadCheckpoint(all[all.length - 1], expectedShapes, trainableShapes, shape);
+    },
+    save: (params, optimizer, paramShapes, state, keep) => saveCheckpoint(runDir, params, optimizer, paramShapes, state, keep),
+  };
 }

@@ -9,22 +9,9 @@ import { evalBatches, sampleBatch, syntheticDataset, type TokenBatch } from '../
 import { loadCorpus, splitTrainVal } from '../data/corpus.ts';
 import { createTokenizer, encode, tokenizerFromJson, tokenizerToJson, vocabSize, type Tokenizer } from '../data/tokenizer.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import type { Rng } from '../rng.ts';
+import type { Batch, DataSource } from './env.ts';
 
-export type Batch =
-  | { kind: 'tokens'; inputs: Int32Array; targets: Int32Array; B: number; L: number }
-  | { kind: 'vectors'; inputs: Float32Array; targets: Float32Array; T: number; D: number };
-
-export interface DataSource {
-  vocab: number;
-  tokenizer: Tokenizer | null;
-  /** a training micro-batch (draws from rng). */
-  next(rng: Rng): Batch;
-  /** the fixed validation batches. */
-  validation(): Batch[];
-  /** tokens in one micro-batch. */
-  tokensPerBatch: number;
-}
+export type { Batch, DataSource } from './env.ts';
 
 const tok = (b: TokenBatch, B: number, L: number): Batch => ({ kind: 'tokens', inputs: b.inputs, targets: b.targets, B, L });
 

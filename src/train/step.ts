@@ -1,75 +1,27 @@
 /**
- * The training loop (nanoGPT-sized): micro-batches → task loss + Σ weight·aux → accumulated gradients →
- * controllers → global-norm clip → AdamW → balance controllers; metrics.jsonl, validation, checkpoints.
- * Files, signals and the terminal stay in the few functions at the bottom; the step itself is pure tfjs.
+ * One training step (nanoGPT-sized): micro-batches → task loss + Σ weight·aux → accumulated gradients →
+ * controllers → global-norm clip → AdamW → balance controllers. Pure tfjs: no Node module is imported here
+ * (the browser and the WebGPU path run it); data, checkpoint storage and expert-parallel workers come in
+ * through TrainerEnv (env.ts), and the run around it (files, metrics, signals) is run.ts.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { configToYaml, type Config } from '../config/load.ts';
-import { initBackend } from '../backend.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
+import type { Config } from '../config/schema.ts';
 import type { GlobalBalanceStats } from '../losses/global_batch.ts';
-import { loadBar } from '../metrics/terminal.ts';
-import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
-import { summarizeLayers } from '../metrics/balance.ts';
 import { MoEModel, type ModelOutput } from '../model/model.ts';
 import type { ForwardContext } from '../moe/layer.ts';
-import { Rng } from '../rng.ts';
 import { AdamW } from '../optim/adamw.ts';
-import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
-import { listCheckpoints, loadCheckpoint, saveCheckpoint, type Checkpoint, type TrainState } from './checkpoint.ts';
 import { clipByGlobalNorm } from '../optim/clip.ts';
-import { createDataSource, type Batch, type DataSource } from './data_source.ts';
-import { ExpertParallel } from '../parallel/expert_parallel.ts';
-import { placementFromPhy2Log } from '../parallel/placement.ts';
-import { readPlacement } from '../plan/placement_io.ts';
 import { learningRate } from '../optim/schedule.ts';
+import { Rng } from '../rng.ts';
+import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
+import type { Batch, Checkpoint, CheckpointStore, DataSource, ExpertParallelBridge, TrainState, TrainerEnv } from './env.ts';
 
-export interface TrainOptions {
-  /** the run folder (created; must be empty or hold this run when resuming). */
-  outDir: string;
-  /** continue from the newest checkpoint in outDir. */
-  resume?: boolean;
-  /** called with each metrics record (progress display). */
-  onRecord?: (r: MetricRecord, summary: string) => void;
-  /** plain log lines (checkpoints, evaluations, skipped steps). */
-  log?: (line: string) => void;
-  /** test hook: make the task loss of these steps non-finite. */
-  poisonStep?: (step: number) => boolean;
-  /** set to true (e.g. by SIGINT) to save a checkpoint and stop after the current step. */
-  stop?: { requested: boolean };
-}
-
-export interface TrainSummary {
-  out_dir: string;
-  steps: number;
-  first_loss: number;
-  final_loss: number;
-  val_loss: number | null;
-  val_ppl: number | null;
-  tokens_per_s: number;
-  step_time_ms: number;
-  skipped_steps: number;
-  stopped_early: boolean;
-  params: number;
-  per_layer_load: number[][];
-  load_cv: number;
-  max_load_share: number;
-  maxvio: number;
-  dropped_fraction: number;
-}
+export type { Batch, DataSource, TrainerEnv } from './env.ts';
 
 /** Model-shaping fields a checkpoint must agree with. */
 export function shapeFields(cfg: Config): Record<string, unknown> {
   const { model_type, layers, dim, heads, expert_num, top_k, expert_hidden, activation, shared_experts, fine_grained, moe_every, dense_hidden, positions } = cfg;
   return { model_type, layers, dim, heads, expert_num, top_k, expert_hidden, activation, shared_experts, fine_grained, moe_every, dense_hidden, positions, tokenizer: cfg.data.tokenizer };
-}
-
-/** Runs the model on one batch. */
-export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext): ModelOutput {
-  if (batch.kind === 'tokens') return model.forwardLM(batch.inputs, batch.targets, batch.B, batch.L, ctx);
-  return model.forwardMlp(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx);
 }
 
 /** Aux loss weights by name: the configured balance loss and the z-loss. */
@@ -80,22 +32,14 @@ export function auxWeights(cfg: Config): Record<string, number> {
   return w;
 }
 
-/** Mean validation task loss over the fixed validation batches (no noise, no dropping beyond the config's). */
-export function evaluate(model: MoEModel, data: DataSource): { loss: number; perLayerLoad: number[][] } {
-  const batches = data.validation();
-  let sum = 0;
-  const load = model.moeLayers.map(() => new Array<number>(model.moeLayers[0]?.config.numExperts ?? 0).fill(0));
-  for (const b of batches) {
-    sum += tf.tidy(() => {
-      const out = forwardBatch(model, b, () => ({ training: false }));
-      out.moe.forEach((m, l) => m.stats.load.forEach((c, e) => { load[l][e] += c; }));
-      return out.loss.dataSync()[0]; // sync: evaluation only
-    });
-  }
-  return { loss: sum / batches.length, perLayerLoad: load };
+/** Runs the model on one batch. */
+export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext): ModelOutput {
+  if (batch.kind === 'tokens') return model.forwardLM(batch.inputs, batch.targets, batch.B, batch.L, ctx);
+  return model.forwardMlp(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx);
 }
 
-interface StepResult {
+/** What one optimizer step measured (host numbers for the log). */
+export interface StepResult {
   loss: number;
   aux: Record<string, number>;
   gradNorm: number;
@@ -112,7 +56,7 @@ interface StepResult {
 
 export class Trainer {
   readonly cfg: Config;
-  readonly outDir: string;
+  readonly env: TrainerEnv;
   readonly model: MoEModel;
   readonly optimizer: AdamW;
   readonly data: DataSource;
@@ -125,13 +69,14 @@ export class Trainer {
   skippedSteps = 0;
   /** the last step's controller metrics (capacity factors, dead experts, biases). */
   controllerMetrics: Record<string, unknown> = {};
-  /** expert parallelism (parallel.ep_size > 1): the routed experts' weights, gradients and AdamW live in workers. */
-  ep: ExpertParallel | null = null;
+  /** expert parallelism (parallel.ep_size > 1): the routed experts' weights, gradients and AdamW live elsewhere. */
+  ep: ExpertParallelBridge | null = null;
 
-  constructor(cfg: Config, outDir: string) {
+  /** A trainer on env's data, checkpoint storage and expert-parallel workers (run.ts's openTrainer: a run folder). */
+  constructor(cfg: Config, env: TrainerEnv) {
     this.cfg = cfg;
-    this.outDir = outDir;
-    this.data = createDataSource(cfg, outDir);
+    this.env = env;
+    this.data = env.data;
     const initRng = new Rng(cfg.seed);
     this.model = new MoEModel(cfg, this.data.vocab, initRng);
     this.dataRng = new Rng(cfg.seed + 1000);
@@ -158,19 +103,12 @@ export class Trainer {
     return this.model.variables().filter((v) => !experts.has(v));
   }
 
-  /** Starts the expert-parallel workers (parallel.ep_size > 1) from the model's current expert weights. */
+  /** Starts expert parallelism (parallel.ep_size > 1) from the model's current expert weights. */
   async startParallel(): Promise<void> {
     const p = this.cfg.parallel;
     if (p.ep_size <= 1 || this.ep) return;
-    const E = this.model.moeLayers[0].config.numExperts;
-    const placement = p.placement ? placementFromPhy2Log((await readPlacement(p.placement))[0], E, p.ep_size) : undefined;
-    this.ep = new ExpertParallel({
-      epSize: p.ep_size, nodes: p.nodes, mode: p.mode, chunks: p.chunks, placement,
-      layerWeights: this.model.moeLayers.map((l) => l.experts), activation: this.model.moeLayers[0].config.activation,
-      adamw: { beta1: this.cfg.beta1, beta2: this.cfg.beta2, eps: 1e-8, weightDecay: this.cfg.weight_decay },
-      backend: this.cfg.backend === 'cpu' ? 'cpu' : 'wasm',
-    });
-    await this.ep.ready();
+    if (!this.env.startExpertParallel) throw new Error(`parallel.ep_size = ${p.ep_size} needs worker threads, which this environment does not provide; use ep_size 1`);
+    this.ep = await this.env.startExpertParallel(this.cfg, this.model.moeLayers);
     this.model.moeLayers.forEach((l, i) => { l.executor = this.ep!.executor(i); });
   }
 
@@ -371,7 +309,7 @@ export class Trainer {
       vOut[name] = v[variable.name];
       shapes[name] = variable.shape;
     }
-    return saveCheckpoint(this.outDir, params, { step: byVar.step, m: mOut, v: vOut }, shapes, this.state(), this.cfg.keep_checkpoints);
+    return this.store().save(params, { step: byVar.step, m: mOut, v: vOut }, shapes, this.state(), this.cfg.keep_checkpoints);
   }
 
   /** Restores the newest checkpoint into the main thread and, under expert parallelism, into the workers. */
@@ -386,7 +324,7 @@ export class Trainer {
       };
       const layers = this.model.moeLayers.map((_, l) => ({ m: pick(opt.m, l), v: pick(opt.v, l) }));
       for (let l = 0; l < this.model.moeLayers.length; l++) await this.ep.setWeights(pick(ck.params, l), l);
-      await this.ep.setOptimizerState({ step: opt.step, layers } as Parameters<ExpertParallel['setOptimizerState']>[0]);
+      await this.ep.setOptimizerState({ step: opt.step, layers } as Parameters<ExpertParallelBridge['setOptimizerState']>[0]);
     }
     return step;
   }
@@ -398,15 +336,19 @@ export class Trainer {
     return name.slice(0, -'gate'.length);
   }
 
-  /** The newest checkpoint of the run folder, checked against this model. */
-  private newestCheckpoint(): Checkpoint {
-    const all = listCheckpoints(this.outDir);
-    if (all.length === 0) throw new Error(`${this.outDir}: no checkpoint to resume from`);
-    const shapesOf = (vs: Record<string, tf.Variable>) => Object.fromEntries(Object.entries(vs).map(([k, v]) => [k, v.shape]));
-    return loadCheckpoint(all[all.length - 1], shapesOf({ ...this.model.params, ...this.model.buffers() }), shapesOf(this.model.params), shapeFields(this.cfg));
+  /** The checkpoint storage this trainer was given. */
+  private store(): CheckpointStore {
+    if (!this.env.checkpoints) throw new Error('this trainer has no checkpoint storage (TrainerEnv.checkpoints)');
+    return this.env.checkpoints;
   }
 
-  /** Restores the newest checkpoint of the run folder into the main thread; returns its step. */
+  /** The newest checkpoint, checked against this model. */
+  private newestCheckpoint(): Checkpoint {
+    const shapesOf = (vs: Record<string, tf.Variable>) => Object.fromEntries(Object.entries(vs).map(([k, v]) => [k, v.shape]));
+    return this.store().loadNewest(shapesOf({ ...this.model.params, ...this.model.buffers() }), shapesOf(this.model.params), shapeFields(this.cfg));
+  }
+
+  /** Restores the newest checkpoint into the main thread; returns its step. */
   restore(): number {
     return this.applyCheckpoint(this.newestCheckpoint());
   }
@@ -442,110 +384,4 @@ export class Trainer {
     this.model.dispose();
     this.optimizer.dispose();
   }
-}
-
-/** Mean of per-layer numbers (0 for a model without MoE layers). */
-const meanOf = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
-
-/** The metrics.jsonl record of one step. */
-function record(t: Trainer, r: StepResult, lr: number, tokensPerS: number): MetricRecord {
-  const layers = summarizeLayers(r.loads.map((l) => Array.from(l)));
-  return {
-    step: t.step, loss: r.loss, aux: r.aux, lr, grad_norm: r.gradNorm, tokens_per_s: tokensPerS,
-    expert_load: r.loads.map((l) => Array.from(l)), dropped: r.dropped,
-    dropped_fraction: meanOf(r.dropped.map((d, l) => d / Math.max(1, r.assignments[l]))),
-    load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
-    router_entropy: meanOf(r.entropy), capacity_factor: t.model.moeLayers.map((l) => l.capacityFactor),
-    skipped_steps: t.skippedSteps,
-    ...(r.frozen ? { sparse_frozen: r.frozen } : {}),
-    ...t.controllerMetrics,
-  } as MetricRecord;
-}
-
-/** Trains cfg into opts.outDir (fresh or resumed) and returns the summary also written to summary.json. */
-export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSummary> {
-  await initBackend(cfg.backend);
-  const log = opts.log ?? (() => {});
-  fs.mkdirSync(opts.outDir, { recursive: true });
-  if (!opts.resume && listCheckpoints(opts.outDir).length > 0) {
-    throw new Error(`${opts.outDir} already holds a run; resume it with --resume or choose another --out`);
-  }
-  fs.writeFileSync(path.join(opts.outDir, 'config.yaml'), configToYaml(cfg));
-  const t = new Trainer(cfg, opts.outDir);
-  await t.startParallel();
-  const metricsFile = path.join(opts.outDir, 'metrics.jsonl');
-  if (opts.resume) {
-    const step = await t.restoreAll();
-    truncateMetricsAfter(metricsFile, step); // a killed run may have logged past its last checkpoint
-    log(`resumed from step ${step}`);
-  } else if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
-  const writer = new MetricsWriter(metricsFile);
-  let first = NaN;
-  let last = NaN;
-  let lastVal: number | null = null;
-  let lastRes: StepResult | null = null;
-  let windowTokens = 0;
-  let windowStart = performance.now();
-  const t0 = performance.now();
-  const startStep = t.step;
-  let stopped = false;
-  try {
-    while (t.step < cfg.steps) {
-      if (opts.stop?.requested) { stopped = true; break; }
-      const step = t.step;
-      const lr = learningRate(step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
-      const r = t.trainStep(opts.poisonStep?.(step) ?? false);
-      lastRes = r;
-      windowTokens += t.data.tokensPerBatch * cfg.grad_accum_steps;
-      if (!r.finite) {
-        log(`step ${step + 1}: non-finite loss or gradient, update skipped (${t.nanStreak} in a row)`);
-        if (t.nanStreak >= cfg.max_nan_steps) {
-          throw new Error(`stopped: ${t.nanStreak} non-finite steps in a row (max_nan_steps = ${cfg.max_nan_steps}); lower lr or enable grad_clip. The last good checkpoint is kept.`);
-        }
-      } else {
-        if (Number.isNaN(first)) first = r.loss;
-        last = r.loss;
-      }
-      const done = t.step === cfg.steps;
-      const evalNow = cfg.eval_every > 0 && (t.step % cfg.eval_every === 0 || done);
-      const logNow = t.step % cfg.log_every === 0 || done || evalNow;
-      if (logNow) {
-        const now = performance.now();
-        const rec = record(t, r, lr, windowTokens / ((now - windowStart) / 1000));
-        if (t.ep) rec.ep = t.ep.takeTimings();
-        if (evalNow) {
-          const ev = evaluate(t.model, t.data);
-          lastVal = ev.loss;
-          rec.val_loss = ev.loss;
-          rec.val_ppl = Math.exp(ev.loss);
-        }
-        writer.write(rec);
-        opts.onRecord?.(rec, loadBar(rec.expert_load[0] ?? [], 32));
-        windowTokens = 0;
-        windowStart = performance.now();
-      }
-      if ((cfg.checkpoint_every > 0 && t.step % cfg.checkpoint_every === 0) || done) log(`checkpoint ${await t.save()}`);
-      await new Promise((resolve) => setImmediate(resolve)); // let SIGINT handlers run
-    }
-    if (stopped) log(`stopped at step ${t.step}: checkpoint ${await t.save()}`);
-  } finally {
-    writer.close();
-    if (t.ep) { await t.ep.dispose().catch(() => {}); t.ep = null; } // never leave worker threads behind, even on failure
-  }
-  const elapsed = (performance.now() - t0) / 1000;
-  const ran = Math.max(1, t.step - startStep);
-  const loads = lastRes ? lastRes.loads.map((l) => Array.from(l)) : [];
-  const layers = summarizeLayers(loads.length ? loads : [[1]]);
-  const summary: TrainSummary = {
-    out_dir: opts.outDir, steps: t.step, first_loss: first, final_loss: last, val_loss: lastVal,
-    val_ppl: lastVal === null ? null : Math.exp(lastVal),
-    tokens_per_s: Math.round((ran * t.data.tokensPerBatch * cfg.grad_accum_steps) / elapsed),
-    step_time_ms: +((elapsed * 1000) / ran).toFixed(1), skipped_steps: t.skippedSteps, stopped_early: stopped,
-    params: t.model.numParams(), per_layer_load: loads,
-    load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
-    dropped_fraction: lastRes ? meanOf(lastRes.dropped.map((d, l) => d / Math.max(1, lastRes!.assignments[l]))) : 0,
-  };
-  writeJsonAtomic(path.join(opts.outDir, 'summary.json'), summary);
-  t.dispose();
-  return summary;
 }

@@ -1,0 +1,169 @@
+/**
+ * A training run in a run folder: config.yaml, tokenizer.json, metrics.jsonl, checkpoints/, summary.json.
+ * Files, signals and threads live here; each optimizer step is the Trainer's (step.ts).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { configToYaml } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { initBackend } from '../backend.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { loadBar } from '../metrics/terminal.ts';
+import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
+import { summarizeLayers } from '../metrics/balance.ts';
+import { learningRate } from '../optim/schedule.ts';
+import { checkpointStore, listCheckpoints } from './checkpoint.ts';
+import { createDataSource } from './data_source.ts';
+import { evaluate } from './evaluate.ts';
+import { startExpertParallel } from './parallel_bridge.ts';
+import { Trainer, type StepResult, type TrainerEnv } from './step.ts';
+
+export interface TrainOptions {
+  /** the run folder (created; must be empty or hold this run when resuming). */
+  outDir: string;
+  /** continue from the newest checkpoint in outDir. */
+  resume?: boolean;
+  /** called with each metrics record (progress display). */
+  onRecord?: (r: MetricRecord, summary: string) => void;
+  /** plain log lines (checkpoints, evaluations, skipped steps). */
+  log?: (line: string) => void;
+  /** test hook: make the task loss of these steps non-finite. */
+  poisonStep?: (step: number) => boolean;
+  /** set to true (e.g. by SIGINT) to save a checkpoint and stop after the current step. */
+  stop?: { requested: boolean };
+}
+
+export interface TrainSummary {
+  out_dir: string;
+  steps: number;
+  first_loss: number;
+  final_loss: number;
+  val_loss: number | null;
+  val_ppl: number | null;
+  tokens_per_s: number;
+  step_time_ms: number;
+  skipped_steps: number;
+  stopped_early: boolean;
+  params: number;
+  per_layer_load: number[][];
+  load_cv: number;
+  max_load_share: number;
+  maxvio: number;
+  dropped_fraction: number;
+}
+
+/** The Node environment of a run folder: its data (tokenizer.json), its checkpoints/, worker threads. */
+export function runFolderEnv(cfg: Config, outDir: string): TrainerEnv {
+  return { data: createDataSource(cfg, outDir), checkpoints: checkpointStore(outDir), startExpertParallel };
+}
+
+/** A Trainer on the run folder outDir (fresh, or ready to restore() its newest checkpoint). */
+export function openTrainer(cfg: Config, outDir: string): Trainer {
+  return new Trainer(cfg, runFolderEnv(cfg, outDir));
+}
+
+/** Mean of per-layer numbers (0 for a model without MoE layers). */
+const meanOf = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
+/** The metrics.jsonl record of one step. */
+function record(t: Trainer, r: StepResult, lr: number, tokensPerS: number): MetricRecord {
+  const layers = summarizeLayers(r.loads.map((l) => Array.from(l)));
+  return {
+    step: t.step, loss: r.loss, aux: r.aux, lr, grad_norm: r.gradNorm, tokens_per_s: tokensPerS,
+    expert_load: r.loads.map((l) => Array.from(l)), dropped: r.dropped,
+    dropped_fraction: meanOf(r.dropped.map((d, l) => d / Math.max(1, r.assignments[l]))),
+    load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
+    router_entropy: meanOf(r.entropy), capacity_factor: t.model.moeLayers.map((l) => l.capacityFactor),
+    skipped_steps: t.skippedSteps,
+    ...(r.frozen ? { sparse_frozen: r.frozen } : {}),
+    ...t.controllerMetrics,
+  } as MetricRecord;
+}
+
+/** Trains cfg into opts.outDir (fresh or resumed) and returns the summary also written to summary.json. */
+export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSummary> {
+  await initBackend(cfg.backend);
+  const log = opts.log ?? (() => {});
+  fs.mkdirSync(opts.outDir, { recursive: true });
+  if (!opts.resume && listCheckpoints(opts.outDir).length > 0) {
+    throw new Error(`${opts.outDir} already holds a run; resume it with --resume or choose another --out`);
+  }
+  fs.writeFileSync(path.join(opts.outDir, 'config.yaml'), configToYaml(cfg));
+  const t = openTrainer(cfg, opts.outDir);
+  await t.startParallel();
+  const metricsFile = path.join(opts.outDir, 'metrics.jsonl');
+  if (opts.resume) {
+    const step = await t.restoreAll();
+    truncateMetricsAfter(metricsFile, step); // a killed run may have logged past its last checkpoint
+    log(`resumed from step ${step}`);
+  } else if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
+  const writer = new MetricsWriter(metricsFile);
+  let first = NaN;
+  let last = NaN;
+  let lastVal: number | null = null;
+  let lastRes: StepResult | null = null;
+  let windowTokens = 0;
+  let windowStart = performance.now();
+  const t0 = performance.now();
+  const startStep = t.step;
+  let stopped = false;
+  try {
+    while (t.step < cfg.steps) {
+      if (opts.stop?.requested) { stopped = true; break; }
+      const step = t.step;
+      const lr = learningRate(step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
+      const r = t.trainStep(opts.poisonStep?.(step) ?? false);
+      lastRes = r;
+      windowTokens += t.data.tokensPerBatch * cfg.grad_accum_steps;
+      if (!r.finite) {
+        log(`step ${step + 1}: non-finite loss or gradient, update skipped (${t.nanStreak} in a row)`);
+        if (t.nanStreak >= cfg.max_nan_steps) {
+          throw new Error(`stopped: ${t.nanStreak} non-finite steps in a row (max_nan_steps = ${cfg.max_nan_steps}); lower lr or enable grad_clip. The last good checkpoint is kept.`);
+        }
+      } else {
+        if (Number.isNaN(first)) first = r.loss;
+        last = r.loss;
+      }
+      const done = t.step === cfg.steps;
+      const evalNow = cfg.eval_every > 0 && (t.step % cfg.eval_every === 0 || done);
+      const logNow = t.step % cfg.log_every === 0 || done || evalNow;
+      if (logNow) {
+        const now = performance.now();
+        const rec = record(t, r, lr, windowTokens / ((now - windowStart) / 1000));
+        if (t.ep) rec.ep = t.ep.takeTimings();
+        if (evalNow) {
+          const ev = evaluate(t.model, t.data);
+          lastVal = ev.loss;
+          rec.val_loss = ev.loss;
+          rec.val_ppl = Math.exp(ev.loss);
+        }
+        writer.write(rec);
+        opts.onRecord?.(rec, loadBar(rec.expert_load[0] ?? [], 32));
+        windowTokens = 0;
+        windowStart = performance.now();
+      }
+      if ((cfg.checkpoint_every > 0 && t.step % cfg.checkpoint_every === 0) || done) log(`checkpoint ${await t.save()}`);
+      await new Promise((resolve) => setImmediate(resolve)); // let SIGINT handlers run
+    }
+    if (stopped) log(`stopped at step ${t.step}: checkpoint ${await t.save()}`);
+  } finally {
+    writer.close();
+    if (t.ep) { await t.ep.dispose().catch(() => {}); t.ep = null; } // never leave worker threads behind, even on failure
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  const ran = Math.max(1, t.step - startStep);
+  const loads = lastRes ? lastRes.loads.map((l) => Array.from(l)) : [];
+  const layers = summarizeLayers(loads.length ? loads : [[1]]);
+  const summary: TrainSummary = {
+    out_dir: opts.outDir, steps: t.step, first_loss: first, final_loss: last, val_loss: lastVal,
+    val_ppl: lastVal === null ? null : Math.exp(lastVal),
+    tokens_per_s: Math.round((ran * t.data.tokensPerBatch * cfg.grad_accum_steps) / elapsed),
+    step_time_ms: +((elapsed * 1000) / ran).toFixed(1), skipped_steps: t.skippedSteps, stopped_early: stopped,
+    params: t.model.numParams(), per_layer_load: loads,
+    load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
+    dropped_fraction: lastRes ? meanOf(lastRes.dropped.map((d, l) => d / Math.max(1, lastRes!.assignments[l]))) : 0,
+  };
+  writeJsonAtomic(path.join(opts.outDir, 'summary.json'), summary);
+  t.dispose();
+  return summary;
+}
