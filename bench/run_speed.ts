@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import type { Dispatcher } from '../src/moe/dispatchers.ts';
+import type { Dispatcher } from '../src/moe/dispatch/index.ts';
 import { gemmTuning } from '../src/moe/expert_ffn.ts';
 import { breakdown, denseFigures, dispatchersAgree, matmulCeiling, moeFigures, profileStep, stepPhases, syncLatency, type MoeFigures, type Shape } from './speed.ts';
 import { gemmSearch } from './gemm_search.ts';

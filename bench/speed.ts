@@ -6,7 +6,7 @@
  * with `await data()` (WebGPU forbids dataSync), and on WebGPU routing is read ahead (readRouting).
  */
 import * as tf from '@tensorflow/tfjs';
-import { moeExperts, type Dispatcher } from '../src/moe/dispatchers.ts';
+import { moeExperts, type Dispatcher } from '../src/moe/dispatch/index.ts';
 import { ffn, initVariable } from '../src/moe/experts.ts';
 import { MoELayer, type ForwardContext, type MoEConfig, type MoEOutput } from '../src/moe/layer.ts';
 import { paddedExpertFfn } from '../src/moe/expert_ffn.ts';

@@ -21,7 +21,8 @@ export {
 
 // capacity, dispatch, experts, layer
 export { expertCapacity, applyCapacity, CAPACITY_POLICIES, type CapacityPolicy, type CapacityInput, type CapacityResult } from './moe/capacity.ts';
-export { dispatch, combine, planTokenChoice, planExpertChoice, type DispatchPlan } from './moe/plan.ts';
+export { planTokenChoice, planExpertChoice, type DispatchPlan } from './moe/plan.ts';
+export { dispatch, combine } from './moe/dispatch/gather.ts';
 export { runExperts, ffn, gelu, silu, createExperts, ACTIVATIONS, type Activation, type ExpertWeights } from './moe/experts.ts';
 export { MoELayer, fineGrained, routerEntropy, AUX_LOSSES, type MoEConfig, type MoEOutput, type MoEStats, type AuxLossName, type ForwardContext } from './moe/layer.ts';
 

@@ -4,11 +4,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { it, expect, describe } from 'vitest';
-import { moeExperts, paddedRows, resolveDispatcher, type Dispatcher } from '../src/moe/dispatchers.ts';
+import { moeExperts, paddedRows, resolveDispatcher, type Dispatcher } from '../src/moe/dispatch/index.ts';
 import { planTokenChoice } from '../src/moe/plan.ts';
 import { createExperts } from '../src/moe/experts.ts';
 import { MoELayer, type MoEConfig } from '../src/moe/layer.ts';
-import { gatherRowsScaled, permute, rowDot, rowMaps, sumRows, unpermute } from '../src/moe/permute.ts';
+import { gatherRowsScaled, permute, rowDot, rowMaps, sumRows, unpermute } from '../src/moe/dispatch/permute.ts';
 import { Rng } from '../src/rng.ts';
 import { describeBackends, expectClose, finiteDiff, randomArray } from './helpers.ts';
 

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { it, expect } from 'vitest';
 import { MoELayer, fineGrained, type MoEConfig } from '../src/moe/layer.ts';
-import { combine, dispatch, planTokenChoice } from '../src/moe/plan.ts';
+import { combine, dispatch } from '../src/moe/dispatch/gather.ts';
+import { planTokenChoice } from '../src/moe/plan.ts';
 import { Rng } from '../src/rng.ts';
 import { describeBackends, expectClose, finiteDiff, randomArray } from './helpers.ts';
 

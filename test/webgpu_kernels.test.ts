@@ -6,12 +6,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.ts';
-import { moeExperts } from '../src/moe/dispatchers.ts';
+import { moeExperts } from '../src/moe/dispatch/index.ts';
 import { planTokenChoice } from '../src/moe/plan.ts';
 import { createExperts } from '../src/moe/experts.ts';
 import type { GemmEpilogue, GemmTile } from '../src/kernels/webgpu_gemm.ts';
 import { batchGemm } from '../src/moe/expert_ffn.ts';
-import { gatherRowsScaled, rowDot, sumRows } from '../src/moe/permute.ts';
+import { gatherRowsScaled, rowDot, sumRows } from '../src/moe/dispatch/permute.ts';
 import { Rng } from '../src/rng.ts';
 import { expectClose, randomArray } from './helpers.ts';
 

@@ -1,16 +1,17 @@
 /**
- * The MoE layer, Megatron-Core's five seams in order:
- *   route → capacity → dispatch → experts → combine (+ shared experts) → { y, aux, stats }
+ * The MoE layer, Megatron-Core's seams in order:
+ *   route (router/) → plan (capacity.ts, plan.ts) → dispatcher.run(executor) (dispatch/: dispatch → experts
+ *   (executors.ts) → combine) → + shared experts → { y, aux, stats }
  * Aux losses come back raw, by name; the trainer weights and sums them in one place.
  */
 import * as tf from '@tensorflow/tfjs';
 import { applyCapacity, type CapacityPolicy, type CapacityResult } from './capacity.ts';
-import { combine, dispatch, planExpertChoice, planTokenChoice, type DispatchPlan } from './plan.ts';
-import { moeExperts, paddedRows, resolveDispatcher, type DispatcherChoice } from './dispatchers.ts';
-import { createExperts, ffn, initVariable, runExperts, type Activation, type ExpertWeights } from './experts.ts';
+import { planExpertChoice, planTokenChoice, type DispatchPlan } from './plan.ts';
+import { DISPATCHER_BY_NAME, paddedRows, resolveDispatcher, type DispatcherChoice } from './dispatch/index.ts';
+import { localExperts, recomputedExperts, type ExpertExecutor } from './executors.ts';
+import { createExperts, ffn, initVariable, type Activation, type ExpertWeights } from './experts.ts';
 import { switchLoss, klUniformLoss, cvSquaredLoss, loadVarianceLoss, zLoss, sequenceAuxLoss, groupAuxLoss } from '../losses/index.ts';
 import { GLOBAL_AUX, globalBatchAux, type GlobalAuxName, type GlobalBalanceStats } from '../losses/global_batch.ts';
-import { recompute } from '../ops/recompute.ts';
 import { takeAlongRows } from '../ops/take_along_rows.ts';
 import { Rng } from '../rng.ts';
 import { gumbelNoise } from '../router/gumbel.ts';
@@ -46,7 +47,7 @@ export interface MoEConfig {
   downScale?: number;
   /** drop expert FFN activations in the forward pass and recompute them in the backward pass. */
   recompute?: boolean;
-  /** token movement: gather | onehot | padded (src/dispatchers.ts); 'auto' (default) = fastest on the backend. */
+  /** token movement: gather | onehot | padded (src/moe/dispatch/); 'auto' (default) = fastest on the backend. */
   dispatcher?: DispatcherChoice;
 }
 
@@ -126,14 +127,7 @@ export function fineGrained<T extends Pick<MoEConfig, 'numExperts' | 'topK' | 'h
   return { ...c, numExperts: c.numExperts * m, topK: c.topK * m, hidden: c.hidden / m };
 }
 
-/**
- * Where routed experts run. The default runs them in this thread on this layer's weights; expert
- * parallelism (src/parallel/) supplies one that ships rows to worker threads owning the experts.
- * It must be differentiable in xs and return rows in the same order.
- */
-export interface ExpertExecutor {
-  run(xs: tf.Tensor2D, plan: DispatchPlan): tf.Tensor2D;
-}
+export type { ExpertExecutor } from './executors.ts';
 
 export class MoELayer {
   readonly config: MoEConfig;
@@ -149,7 +143,7 @@ export class MoELayer {
   readonly logitAdjust: tf.Variable;
   /** the capacity factor in force (a dynamic-capacity controller may change it between steps). */
   capacityFactor: number | null;
-  /** null: experts run here, on `experts`. */
+  /** null: experts run here, on `experts` (local, or recomputed with config.recompute); expert parallelism sets one. */
   executor: ExpertExecutor | null = null;
 
   constructor(config: MoEConfig, rng: Rng) {
@@ -247,19 +241,10 @@ export class MoELayer {
   /** y = Σ_k w · expert(x) (+ shared(x)), aux losses by name, and load statistics. */
   forward(x: tf.Tensor2D, ctx: ForwardContext): MoEOutput {
     const routing = this.route(x, ctx);
-    // gather keeps the expert executor and recompute seams; the others are single-device data paths
-    const d = resolveDispatcher(this.config.dispatcher, tf.getBackend(), routing.kind === 'token-choice', this.executor !== null || !!this.config.recompute);
-    const { plan, weights, cap } = this.plan(routing, ctx.hostRouting, d !== 'gather');
-    let y: tf.Tensor2D; // [T, D]
-    if (d === 'gather') {
-      const xs = dispatch(x, plan); // [N, D]
-      const ys = this.executor ? this.executor.run(xs, plan) // [N, D]
-        : this.config.recompute ? this.recomputedExperts(xs, plan.tokensPerExpert)
-          : runExperts(xs, this.experts, plan.tokensPerExpert, this.config.activation);
-      y = combine(ys, weights, plan); // [T, D]
-    } else {
-      y = moeExperts(d, x, weights, plan, this.config.topK, this.experts, this.config.activation);
-    }
+    const executor = this.expertExecutor();
+    const d = DISPATCHER_BY_NAME[resolveDispatcher(this.config.dispatcher, tf.getBackend(), routing.kind === 'token-choice', !executor.blocks)];
+    const { plan, weights, cap } = this.plan(routing, ctx.hostRouting, d.paddedBlocks);
+    let y = d.run(x, weights, plan, executor); // [T, D]
     if (this.shared) {
       const s = this.shared;
       y = tf.add(y, ffn(x, s.w1.squeeze([0]) as tf.Tensor2D, s.w2.squeeze([0]) as tf.Tensor2D, s.w3 ? (s.w3.squeeze([0]) as tf.Tensor2D) : null, this.config.activation)) as tf.Tensor2D;
@@ -267,12 +252,10 @@ export class MoELayer {
     return { y, aux: this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap, ctx.hostRouting), routing };
   }
 
-  /** runExperts with its activations recomputed in the backward pass (memory for time). */
-  private recomputedExperts(xs: tf.Tensor2D, tokensPerExpert: number[]): tf.Tensor2D {
-    const { w1, w2, w3 } = this.experts;
-    const act = this.config.activation;
-    const inputs: tf.Tensor[] = w3 ? [xs, w1, w2, w3] : [xs, w1, w2];
-    return recompute((x, a, b, c) => runExperts(x as tf.Tensor2D, { w1: a, w2: b, w3: c ?? null } as unknown as ExpertWeights, tokensPerExpert, act), inputs);
+  /** Where this layer's routed experts run: the executor set from outside, else local (recomputed if configured). */
+  expertExecutor(): ExpertExecutor {
+    if (this.executor) return this.executor;
+    return this.config.recompute ? recomputedExperts(this.experts, this.config.activation) : localExperts(this.experts, this.config.activation);
   }
 
   /**

@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../backend.ts';
 import type { DispatchPlan } from '../moe/plan.ts';
 import type { Activation, ExpertWeights } from '../moe/experts.ts';
-import type { ExpertExecutor } from '../moe/layer.ts';
+import type { ExpertExecutor } from '../moe/executors.ts';
 import type { EpRankTiming } from '../metrics/jsonl.ts';
 import type { AdamWState } from '../optim/adamw.ts';
 import { prepareForward, resetCounters, SharedBuffers, streamBackward, streamForward } from './alltoall.ts';

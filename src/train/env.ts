@@ -6,7 +6,8 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/schema.ts';
 import type { EpRankTiming } from '../metrics/jsonl.ts';
-import type { ExpertExecutor, MoELayer } from '../moe/layer.ts';
+import type { ExpertExecutor } from '../moe/executors.ts';
+import type { MoELayer } from '../moe/layer.ts';
 import type { AdamWState } from '../optim/adamw.ts';
 import type { Rng } from '../rng.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';

@@ -10,9 +10,9 @@
  * Works on every backend that has the row kernels (cpu, wasm, webgpu).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DispatchPlan } from './plan.ts';
-import { GATHER_ROWS, ROW_DOT, SUM_ROWS } from '../kernels/row_kernels.ts';
-import '../kernels/webgpu_rows.ts';
+import type { DispatchPlan } from '../plan.ts';
+import { GATHER_ROWS, ROW_DOT, SUM_ROWS } from '../../kernels/row_kernels.ts';
+import '../../kernels/webgpu_rows.ts';
 
 /** The plan's maps in the row kernels' form (token-choice plans: assignment a = t·k + j). */
 export interface RowMaps {
