@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { textReport, writeReport } from '../src/report/report.ts';
 import { launchChromium, openReport } from '../src/report/screenshot.ts';
-import { writeSyntheticRun } from '../src/report/synthetic.ts';
+import { writeSyntheticRun } from '../test/synthetic_run.ts';
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 

@@ -15,7 +15,8 @@ import {
   deadExperts, DeadExpertTracker, std,
 } from '../src/metrics/balance.ts';
 import { MetricsWriter, readMetrics, truncateMetricsAfter, parseMetrics, type MetricRecord } from '../src/metrics/jsonl.ts';
-import { loadBar, heatmap, summaryTable, createProgress, formatDuration } from '../src/metrics/terminal.ts';
+import { loadBar, heatmap, summaryTable, formatDuration, formatTable } from '../src/report/terminal.ts';
+import { createProgress } from '../src/cli/progress.ts';
 import { expectClose } from './helpers.ts';
 
 describe('balance metrics', () => {
@@ -299,6 +300,15 @@ describe('terminal views', () => {
       'switch     0.10  0.300',
     ].join('\n'));
     expect(summaryTable([{ a: null, b: 'x' }], ['a', 'b'])).toBe(['a  b', '─  ─', '–  x'].join('\n'));
+  });
+
+  it('formatTable (plan, simulate): first column left, the rest right, no rule, trailing spaces trimmed', () => {
+    expect(formatTable(['strategy', 'ms', 'eff'], [['flat', '1.250', '80.0%'], ['hierarchical', '12.5', ''], ['x']])).toBe([
+      'strategy         ms    eff',
+      'flat          1.250  80.0%',
+      'hierarchical   12.5',
+      'x',
+    ].join('\n'));
   });
 
   it('plain (non-TTY) progress prints periodic lines with ETA', () => {

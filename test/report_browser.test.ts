@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { planPlacement } from '../src/plan/planner.ts';
 import { writeReport } from '../src/report/report.ts';
-import { writeSyntheticRun } from '../src/report/synthetic.ts';
+import { writeSyntheticRun } from './synthetic_run.ts';
 import { readModelShape } from '../src/sim/model_shape.ts';
 import { simulate } from '../src/sim/simulate.ts';
 import { recommend, runSweep } from '../src/sim/sweep.ts';

@@ -6,7 +6,7 @@ import { initBackend } from '../backend.ts';
 import { loadConfig, type Config } from '../config/load.ts';
 import { decode, encode } from '../data/tokenizer.ts';
 import { summarizeLoad } from '../metrics/balance.ts';
-import { loadBar, summaryTable } from '../metrics/terminal.ts';
+import { loadBar, summaryTable } from '../report/terminal.ts';
 import { generateTokens } from '../model/generate.ts';
 import { Rng } from '../rng.ts';
 import { evaluate } from '../train/evaluate.ts';

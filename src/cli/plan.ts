@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { readLoadFile } from '../plan/load_formats.ts';
 import { toSglang, toVllm, type PlacementFormat } from '../plan/placement_io.ts';
 import { planPlacement, summary, type PlanMethod, type PlanReport } from '../plan/planner.ts';
-import { fix, formatTable } from '../sim/table.ts';
+import { fix, formatTable } from '../report/terminal.ts';
 
 /** Parses a positive integer flag, naming the flag on error. */
 export function intFlag(v: string | undefined, flag: string, fallback?: number): number {

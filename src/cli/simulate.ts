@@ -12,7 +12,7 @@ import { readModelShape, type ModelShapeConfig } from '../sim/model_shape.ts';
 import { maxFlowCount, MAX_FLOWS, type PathMode } from '../sim/paths.ts';
 import { parseLoadSpec, simulate, sumLayers, type LayerResult, type LoadSpec, type StrategyResult } from '../sim/simulate.ts';
 import { parseSweep, recommend, runSweep } from '../sim/sweep.ts';
-import { fix, formatTable, mb, ms, pct } from '../sim/table.ts';
+import { fix, formatTable, mb, ms, pct } from '../report/terminal.ts';
 import { readTopology, type Topology } from '../sim/topology.ts';
 import { hasSeveralPaths } from '../sim/topology_routing.ts';
 

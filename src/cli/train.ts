@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/load.ts';
-import { createProgress, loadBar, summaryTable } from '../metrics/terminal.ts';
+import { loadBar, summaryTable } from '../report/terminal.ts';
+import { createProgress } from './progress.ts';
 import { summarizeLoad } from '../metrics/balance.ts';
 import { writeReport } from '../report/report.ts';
 import { train, type TrainSummary } from '../train/run.ts';
@@ -30,8 +31,8 @@ export async function runTraining(cfg: Config, outDir: string, resume: boolean):
     return await train(cfg, {
       outDir, resume, stop,
       log: (line) => progress.log(line),
-      onRecord: (r, bar) => {
-        progress.update(r.step, { loss: r.loss, load_cv: r.load_cv, maxvio: r.maxvio, loadBar: bar });
+      onRecord: (r) => {
+        progress.update(r.step, { loss: r.loss, load_cv: r.load_cv, maxvio: r.maxvio, loadBar: loadBar(r.expert_load[0] ?? [], 32) });
         if (typeof r.val_loss === "number") progress.log(`step ${r.step}: val_loss ${r.val_loss.toFixed(4)} (ppl ${r.val_ppl?.toFixed(2)})`);
       },
     });

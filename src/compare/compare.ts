@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { mean } from '../metrics/balance.ts';
 import { readMetrics, type MetricRecord } from '../metrics/jsonl.ts';
-import { summaryTable } from '../metrics/terminal.ts';
+import { summaryTable } from '../report/terminal.ts';
 import { train, type TrainSummary } from '../train/run.ts';
 import { methodOverrides } from './methods.ts';
 
@@ -37,7 +38,6 @@ export interface CompareOptions {
   log?: (line: string) => void;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 
 /** Balance over the last `window` records: means of the logged scalars, and experts idle throughout (dead). */

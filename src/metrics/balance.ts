@@ -24,9 +24,12 @@ export function checkLoad(load: ArrayLike<number>, fn: string): number {
   return sum;
 }
 
-/** mean = (1/n) Σ x_i. */
-export function mean(values: ArrayLike<number>): number {
-  if (values.length < 1) throw new Error('mean: values must be non-empty, got length 0');
+/** mean = (1/n) Σ x_i; for no values, `empty` if given (else an error). The project's one mean. */
+export function mean(values: ArrayLike<number>, empty?: number): number {
+  if (values.length < 1) {
+    if (empty !== undefined) return empty;
+    throw new Error('mean: values must be non-empty, got length 0');
+  }
   let s = 0;
   for (let i = 0; i < values.length; i++) s += values[i];
   return s / values.length;

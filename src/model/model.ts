@@ -35,12 +35,21 @@ export function expertGroups(cfg: Config): number[] {
   return Array.from({ length: E }, (_, i) => Math.floor(i / (E / groups)));
 }
 
+/**
+ * The active aux losses and their weights, by name: the configured balance loss (when use_load_balance and its
+ * weight > 0) and the z-loss (weight > 0). The layers compute exactly these; the step adds Σ weight · aux.
+ */
+export function auxLossWeights(cfg: Config): Partial<Record<AuxLossName, number>> {
+  const w: Partial<Record<AuxLossName, number>> = {};
+  if (cfg.use_load_balance && cfg.aux_loss.type !== 'none' && cfg.aux_loss.weight > 0) w[cfg.aux_loss.type] = cfg.aux_loss.weight;
+  if (cfg.z_loss_weight > 0) w.z = cfg.z_loss_weight;
+  return w;
+}
+
 /** The MoE layer config of one block (fine-grained experts applied). */
 export function moeConfigFromConfig(cfg: Config): MoEConfig {
   const m = cfg.fine_grained;
-  const aux: AuxLossName[] = [];
-  if (cfg.use_load_balance && cfg.aux_loss.type !== 'none' && cfg.aux_loss.weight > 0) aux.push(cfg.aux_loss.type);
-  if (cfg.z_loss_weight > 0) aux.push('z');
+  const aux = Object.keys(auxLossWeights(cfg)) as AuxLossName[];
   const ec = cfg.router.type === 'expert_choice';
   return {
     dim: cfg.dim, hidden: cfg.expert_hidden / m, numExperts: cfg.expert_num * m, topK: cfg.top_k * m,
@@ -72,6 +81,8 @@ export class MoEModel {
   readonly vocab: number;
   readonly params: Record<string, tf.Variable> = {};
   readonly moeLayers: MoELayer[] = [];
+  /** checkpoint-name prefix of each MoE layer's parameters (e.g. "blocks.2.moe."), in moeLayers order. */
+  readonly moePrefixes: string[] = [];
   /** block index → MoE layer (or null for a dense block). */
   private readonly blockMoe: (MoELayer | null)[] = [];
   private rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null = null;
@@ -100,6 +111,7 @@ export class MoEModel {
         const layer = new MoELayer(moeCfg, rng);
         for (const [n, v] of Object.entries(layer.namedVariables())) p[`${pre}.moe.${n}`] = v;
         this.moeLayers.push(layer);
+        this.moePrefixes.push(`${pre}.moe.`);
         this.blockMoe.push(layer);
       } else {
         const H = denseHidden(cfg);

@@ -55,10 +55,3 @@ export function planBalancedness(weight: number[][], phy2log: number[][], numGpu
 export function roundRobinBalancedness(weight: number[][], numGpus: number): number[] {
   return weight.map((w) => balancedness(roundRobinLoads(w, numGpus)));
 }
-
-/** Arithmetic mean of a list (0 for an empty list). */
-export function mean(xs: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < xs.length; i++) s += xs[i];
-  return xs.length ? s / xs.length : 0;
-}

@@ -10,7 +10,8 @@
  *   hierarchical (one copy per remote node):      (N−1)/N · Σ_m h_m,  h_m = P(the token needs node m)
  */
 import { fitTopK, missProbability } from './topk_model.ts';
-import { mean, planBalancedness, roundRobinBalancedness } from './balancedness.ts';
+import { planBalancedness, roundRobinBalancedness } from './balancedness.ts';
+import { mean } from '../metrics/balance.ts';
 import { isHierarchical, rebalanceExperts, type EplbPlan } from './eplb.ts';
 import { rebalanceExpertsBest } from './refine.ts';
 
@@ -108,5 +109,5 @@ export function planPlacement(weight: number[][], o: PlanOptions): PlanReport {
 
 /** Mean and minimum of a per-layer list. */
 export function summary(xs: number[]): { mean: number; min: number } {
-  return { mean: mean(xs), min: xs.length ? Math.min(...xs) : NaN };
+  return { mean: mean(xs, 0), min: xs.length ? Math.min(...xs) : NaN };
 }

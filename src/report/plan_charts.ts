@@ -3,13 +3,14 @@
  * and after placement, balancedness and inter-node volume per layer; per-strategy time breakdown (dispatch /
  * compute / combine, overlapped), per-layer times, and the expert-count sweep with its deployment recommendation.
  */
-import { gpuLoads, mean, roundRobinLoads } from '../plan/balancedness.ts';
+import { gpuLoads, roundRobinLoads } from '../plan/balancedness.ts';
+import { mean } from '../metrics/balance.ts';
 import type { LayerResult } from '../sim/simulate.ts';
 import { barOption, barSeries, cell, COLORS, lineOption, pctCell, type ChartSpec, type Section, type TableSpec } from './charts.ts';
 import type { PlanFile, SimFile } from './load.ts';
 import type { Recommendation, SweepRow } from '../sim/sweep.ts';
 
-const avg = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+const avg = (xs: number[]): number => mean(xs, NaN);
 
 /** Plan header: deployment and balancedness summary (balancedness = mean GPU load / max GPU load). */
 export function planTables(p: PlanFile): TableSpec[] {
@@ -60,7 +61,7 @@ export function planSections(p: PlanFile, weight: number[][] | null): Section[] 
   if (weight) {
     const G = p.numGpus;
     const gpus = Array.from({ length: G }, (_, g) => String(g));
-    const ratio = (xs: ArrayLike<number>) => { const m = mean(xs); return Array.from(xs, (x) => (m > 0 ? x / m : 1)); };
+    const ratio = (xs: ArrayLike<number>) => { const m = mean(xs, 0); return Array.from(xs, (x) => (m > 0 ? x / m : 1)); };
     const perLayer = weight.map((w, l) => barSeries([
       { name: 'before (round-robin, no replicas)', data: ratio(roundRobinLoads(w, G)), color: COLORS.before },
       { name: `after (plan, ${p.method})`, data: ratio(gpuLoads(w, p.phy2log[l], G)), color: COLORS.after },

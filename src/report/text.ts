@@ -2,7 +2,7 @@
  * `switchyard report --text`: the report for a terminal (SSH): the same tables as the page, and for a run a Unicode
  * heatmap per MoE layer (experts × step buckets of load ÷ mean load) and the final load bar of each layer.
  */
-import { heatmap, loadBar, summaryTable } from '../metrics/terminal.ts';
+import { heatmap, loadBar, summaryTable } from './terminal.ts';
 import type { TableSpec } from './charts.ts';
 import { loadRatioCells, stepBuckets } from './downsample.ts';
 import type { ReportInput, RunData } from './load.ts';

@@ -8,6 +8,7 @@
  *                parameters (E · expert_ffn) run on the same tokens with no communication;
  *   overhead   = (t_moe − t_compute) / t_compute; efficiency = t_compute / t_moe (seed 004's 通信效率).
  */
+import { mean } from '../metrics/balance.ts';
 import { rebalanceExperts } from '../plan/eplb.ts';
 import type { ModelShape } from './model_shape.ts';
 import { layerModels, simulate, type LayerResult, type LoadSpec } from './simulate.ts';
@@ -103,8 +104,8 @@ export function recommend(topo: Topology, shape: ModelShape, load: LoadSpec): Re
       const R = t.gpus * (base + r);
       const placement = rebalanceExperts(shares, R, 1, n, t.gpus).phy2log;
       const res = simulate(t, { ...shape, layers }, spec, placement);
-      const mean = (f: (x: LayerResult) => number): number => res.reduce((a, x) => a + f(x), 0) / res.length;
-      return { r, flat: mean((x) => x.flat.overlapped), hier: mean((x) => x.hierarchical.overlapped), bal: mean((x) => x.balancedness) };
+      const meanOf = (f: (x: LayerResult) => number): number => mean(res.map(f), NaN);
+      return { r, flat: meanOf((x) => x.flat.overlapped), hier: meanOf((x) => x.hierarchical.overlapped), bal: meanOf((x) => x.balancedness) };
     });
     const best = Math.min(...options.map((o) => Math.min(o.flat, o.hier)));
     const o = options.find((x) => Math.min(x.flat, x.hier) <= best * 1.02)!;

@@ -8,15 +8,13 @@ import { configToYaml } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { initBackend } from '../backend.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { loadBar } from '../metrics/terminal.ts';
 import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
-import { summarizeLayers } from '../metrics/balance.ts';
-import { learningRate } from '../optim/schedule.ts';
+import { mean, summarizeLayers } from '../metrics/balance.ts';
 import { checkpointStore, listCheckpoints } from './checkpoint.ts';
 import { createDataSource } from './data_source.ts';
 import { evaluate } from './evaluate.ts';
 import { startExpertParallel } from './parallel_bridge.ts';
-import { Trainer, type StepResult, type TrainerEnv } from './step.ts';
+import { Trainer, learningRateAt, type StepResult, type TrainerEnv } from './step.ts';
 
 export interface TrainOptions {
   /** the run folder (created; must be empty or hold this run when resuming). */
@@ -24,7 +22,7 @@ export interface TrainOptions {
   /** continue from the newest checkpoint in outDir. */
   resume?: boolean;
   /** called with each metrics record (progress display). */
-  onRecord?: (r: MetricRecord, summary: string) => void;
+  onRecord?: (r: MetricRecord) => void;
   /** plain log lines (checkpoints, evaluations, skipped steps). */
   log?: (line: string) => void;
   /** test hook: make the task loss of these steps non-finite. */
@@ -63,7 +61,7 @@ export function openTrainer(cfg: Config, outDir: string): Trainer {
 }
 
 /** Mean of per-layer numbers (0 for a model without MoE layers). */
-const meanOf = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+const meanOf = (xs: number[]) => mean(xs, 0);
 
 /** The metrics.jsonl record of one step. */
 function record(t: Trainer, r: StepResult, lr: number, tokensPerS: number): MetricRecord {
@@ -111,7 +109,7 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
     while (t.step < cfg.steps) {
       if (opts.stop?.requested) { stopped = true; break; }
       const step = t.step;
-      const lr = learningRate(step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
+      const lr = learningRateAt(step, cfg);
       const r = t.trainStep(opts.poisonStep?.(step) ?? false);
       lastRes = r;
       windowTokens += t.data.tokensPerBatch * cfg.grad_accum_steps;
@@ -138,7 +136,7 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
           rec.val_ppl = Math.exp(ev.loss);
         }
         writer.write(rec);
-        opts.onRecord?.(rec, loadBar(rec.expert_load[0] ?? [], 32));
+        opts.onRecord?.(rec);
         windowTokens = 0;
         windowStart = performance.now();
       }

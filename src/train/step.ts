@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/schema.ts';
 import type { GlobalBalanceStats } from '../losses/global_batch.ts';
-import { MoEModel, type ModelOutput } from '../model/model.ts';
+import { MoEModel, auxLossWeights, type ModelOutput } from '../model/model.ts';
 import type { ForwardContext } from '../moe/layer.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { clipByGlobalNorm } from '../optim/clip.ts';
@@ -24,12 +24,9 @@ export function shapeFields(cfg: Config): Record<string, unknown> {
   return { model_type, layers, dim, heads, expert_num, top_k, expert_hidden, activation, shared_experts, fine_grained, moe_every, dense_hidden, positions, tokenizer: cfg.data.tokenizer };
 }
 
-/** Aux loss weights by name: the configured balance loss and the z-loss. */
-export function auxWeights(cfg: Config): Record<string, number> {
-  const w: Record<string, number> = {};
-  if (cfg.use_load_balance && cfg.aux_loss.type !== 'none') w[cfg.aux_loss.type] = cfg.aux_loss.weight;
-  if (cfg.z_loss_weight > 0) w.z = cfg.z_loss_weight;
-  return w;
+/** The learning rate of step `step` from the config's lr, warmup_steps, steps, schedule and min_lr_ratio. */
+export function learningRateAt(step: number, cfg: Config): number {
+  return learningRate(step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
 }
 
 /** Runs the model on one batch. */
@@ -150,7 +147,7 @@ export class Trainer {
   accumulateGradients(batches: Batch[], poison = false): { grads: Record<string, tf.Tensor>; res: StepResult; masks: Record<string, tf.Tensor> } {
     const cfg = this.cfg;
     const accum = batches.length;
-    const weights = auxWeights(cfg);
+    const weights: Record<string, number> = auxLossWeights(cfg);
     const globals = accum > 1 ? this.globalStats(batches) : null;
     const ctx = this.layerContext(this.step, globals);
     const L = this.model.moeLayers.length;
@@ -244,7 +241,7 @@ export class Trainer {
     res.gradNorm = clipped.norm;
     res.finite = clipped.finite && Number.isFinite(res.loss);
     if (res.finite) {
-      const lr = learningRate(this.step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
+      const lr = learningRateAt(this.step, cfg);
       this.optimizer.step(clipped.grads, lr, masks);
       this.ep?.step(lr);
       this.nanStreak = 0;
@@ -319,7 +316,7 @@ export class Trainer {
     if (this.ep) {
       const opt = ck.optimizer;
       const pick = (src: Record<string, Float32Array>, l: number) => {
-        const pre = this.moePrefix(l);
+        const pre = this.model.moePrefixes[l];
         return { w1: src[`${pre}experts.w1`], w2: src[`${pre}experts.w2`], w3: src[`${pre}experts.w3`] ?? null };
       };
       const layers = this.model.moeLayers.map((_, l) => ({ m: pick(opt.m, l), v: pick(opt.v, l) }));
@@ -327,13 +324,6 @@ export class Trainer {
       await this.ep.setOptimizerState({ step: opt.step, layers } as Parameters<ExpertParallelBridge['setOptimizerState']>[0]);
     }
     return step;
-  }
-
-  /** Checkpoint-name prefix of MoE layer l's parameters (e.g. "blocks.2.moe."). */
-  private moePrefix(l: number): string {
-    const gate = this.model.moeLayers[l].gate;
-    const name = Object.entries(this.model.params).find(([, v]) => v === gate)![0];
-    return name.slice(0, -'gate'.length);
   }
 
   /** The checkpoint storage this trainer was given. */

@@ -4,7 +4,7 @@
  * Widths count UTF-16 code units; every glyph used here is one column wide.
  */
 import cliProgress from 'cli-progress';
-import { checkLoad, maxLoadShare } from './balance.ts';
+import { checkLoad, maxLoadShare } from '../metrics/balance.ts';
 
 const BLOCKS = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 const SHADES = [' ', '░', '▒', '▓', '█'];
@@ -103,22 +103,34 @@ export type TableColumn = string | { key: string; label?: string; digits?: numbe
 export function summaryTable(rows: Record<string, string | number | null | undefined>[], columns: TableColumn[]): string {
   if (columns.length < 1) throw new Error('summaryTable: columns must be non-empty');
   const specs = columns.map((c) => (typeof c === 'string' ? { key: c } : c));
-  const table = specs.map((c) => {
-    const cells = rows.map((r) => {
-      const v = r[c.key];
-      return typeof v === 'number' || v === null || v === undefined ? formatNumber(v, c.digits) : v;
-    });
-    const numeric = rows.every((r) => typeof r[c.key] !== 'string');
-    const align = c.align ?? (numeric ? 'right' : 'left');
-    const header = c.label ?? c.key;
-    const width = Math.max(header.length, ...cells.map((s) => s.length));
-    const pad = (s: string) => (align === 'right' ? s.padStart(width) : s.padEnd(width));
-    return { lines: [pad(header), '─'.repeat(width), ...cells.map(pad)] };
-  });
-  const lines: string[] = [];
-  for (let i = 0; i < rows.length + 2; i++) lines.push(table.map((c) => c.lines[i]).join('  ').trimEnd());
-  return lines.join('\n');
+  const cells = rows.map((r) => specs.map((c) => {
+    const v = r[c.key];
+    return typeof v === 'number' || v === null || v === undefined ? formatNumber(v, c.digits) : v;
+  }));
+  const align = specs.map((c) => c.align ?? (rows.every((r) => typeof r[c.key] !== 'string') ? 'right' : 'left'));
+  return textTable(specs.map((c) => c.label ?? c.key), cells, align, true);
 }
+
+/** A plain table for the plan and simulate commands: the first column left-aligned, the others right, no rule. */
+export function formatTable(header: string[], rows: string[][]): string {
+  return textTable(header, rows, header.map((_, c) => (c === 0 ? 'left' : 'right')), false);
+}
+
+/** The one table layout: columns as wide as their widest cell, two spaces apart, an optional ─ rule under the header. */
+export function textTable(header: string[], rows: string[][], align: ('left' | 'right')[], rule: boolean): string {
+  const width = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]): string => width.map((w, c) => (align[c] === 'right' ? (r[c] ?? '').padStart(w) : (r[c] ?? '').padEnd(w))).join('  ').trimEnd();
+  return [line(header), ...(rule ? [line(width.map((w) => '─'.repeat(w)))] : []), ...rows.map(line)].join('\n');
+}
+
+/** Seconds as milliseconds with 3 decimals. */
+export const ms = (s: number): string => (s * 1e3).toFixed(3);
+/** A ratio as a percentage with 1 decimal. */
+export const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+/** A number with d decimals. */
+export const fix = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
+/** Bytes in MB (1e6) with 1 decimal. */
+export const mb = (b: number): string => `${(b / 1e6).toFixed(1)} MB`;
 
 /** Seconds as 45s, 3m05s or 2h07m. */
 export function formatDuration(seconds: number): string {
@@ -127,104 +139,4 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-export interface ProgressInfo {
-  loss?: number | null;
-  load_cv?: number;
-  maxvio?: number;
-  /** a loadBar() line. */
-  loadBar?: string;
-}
-
-export interface ProgressOptions {
-  /** the last step of the run. */
-  total: number;
-  /** draw a live bar (process.stderr.isTTY, usually); false → plain log lines. */
-  tty: boolean;
-  /** step the run starts from (resume); default 0. */
-  start?: number;
-  /** default process.stderr. */
-  stream?: NodeJS.WritableStream;
-  /** plain mode: a line every this many steps (and at the last step); default ⌈(total − start) / 20⌉. */
-  logEvery?: number;
-  /** clock in ms, for tests; default Date.now. */
-  now?: () => number;
-}
-
-export interface Progress {
-  update(step: number, info: ProgressInfo): void;
-  /** Prints a line (e.g. a validation result) without breaking the bar. */
-  log(line: string): void;
-  stop(): void;
-}
-
-function fields(info: ProgressInfo): { loss: string; load_cv: string; maxvio: string; loadBar: string } {
-  return {
-    loss: info.loss === null || info.loss === undefined || !Number.isFinite(info.loss) ? 'nan' : info.loss.toFixed(4),
-    load_cv: formatNumber(info.load_cv ?? null, 3),
-    maxvio: formatNumber(info.maxvio ?? null, 3),
-    loadBar: info.loadBar ?? '',
-  };
-}
-
-/** Training progress: cli-progress bar with ETA, loss and balance on a TTY; periodic plain lines otherwise. */
-export function createProgress(opts: ProgressOptions): Progress {
-  const { total, tty } = opts;
-  const start = opts.start ?? 0;
-  if (!Number.isInteger(total) || total < 1) throw new Error(`createProgress: total must be a positive integer, got ${total}`);
-  if (!Number.isInteger(start) || start < 0 || start > total) throw new Error(`createProgress: start must be an integer in 0..${total}, got ${start}`);
-  const stream = opts.stream ?? process.stderr;
-  return tty ? ttyProgress(total, start, stream) : plainProgress(total, start, stream, opts);
-}
-
-function ttyProgress(total: number, start: number, stream: NodeJS.WritableStream): Progress {
-  const bar = new cliProgress.SingleBar({
-    format: '{bar} {percentage}% | step {value}/{total} | ETA {eta_formatted} | loss {loss} | cv {load_cv} maxvio {maxvio} | {loadBar}',
-    stream,
-    barsize: 24,
-    hideCursor: false, // a SIGKILLed run must not leave the user's cursor hidden
-    gracefulExit: false, // the trainer owns SIGINT (it checkpoints, then stops the bar)
-    etaBuffer: 50,
-  });
-  bar.start(total, start, fields({}));
-  let stopped = false;
-  return {
-    update: (step, info) => bar.update(step, fields(info)),
-    log: (line) => {
-      stream.write(`\r\x1b[K${line}\n`);
-      bar.render();
-    },
-    stop: () => {
-      if (!stopped) bar.stop();
-      stopped = true;
-    },
-  };
-}
-
-function plainProgress(total: number, start: number, stream: NodeJS.WritableStream, opts: ProgressOptions): Progress {
-  const now = opts.now ?? Date.now;
-  const every = opts.logEvery ?? Math.max(1, Math.ceil((total - start) / 20));
-  if (!Number.isInteger(every) || every < 1) throw new Error(`createProgress: logEvery must be a positive integer, got ${every}`);
-  const t0 = now();
-  let last = start;
-  return {
-    update: (step, info) => {
-      if (step - last < every && step !== total) return;
-      last = step;
-      const f = fields(info);
-      const elapsed = (now() - t0) / 1000;
-      const done = step - start;
-      const eta = done > 0 ? formatDuration((elapsed / done) * (total - step)) : '?';
-      const pct = Math.floor((100 * step) / total);
-      const parts = [`step ${step}/${total} (${pct}%)`, `loss ${f.loss}`, `cv ${f.load_cv} maxvio ${f.maxvio}`];
-      if (f.loadBar) parts.push(f.loadBar);
-      parts.push(`elapsed ${formatDuration(elapsed)} eta ${eta}`);
-      stream.write(`${parts.join(' | ')}\n`);
-    },
-    log: (line) => {
-      stream.write(`${line}\n`);
-    },
-    stop: () => {},
-  };
 }

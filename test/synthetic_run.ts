@@ -6,10 +6,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadCv, maxLoadShare, maxVio } from '../metrics/balance.ts';
-import { MetricsWriter, type MetricRecord } from '../metrics/jsonl.ts';
-import { writeJsonAtomic, writeFileAtomic } from '../io/atomic.ts';
-import { Rng } from '../rng.ts';
+import { loadCv, maxLoadShare, maxVio } from '../src/metrics/balance.ts';
+import { MetricsWriter, type MetricRecord } from '../src/metrics/jsonl.ts';
+import { writeJsonAtomic, writeFileAtomic } from '../src/io/atomic.ts';
+import { Rng } from '../src/rng.ts';
 
 /** Size and shape of the synthetic run. */
 export interface SyntheticRunOptions {
@@ -80,7 +80,7 @@ export function writeSyntheticRun(dir: string, o: SyntheticRunOptions): MetricRe
   const last = out[out.length - 1];
   const lastVal = [...out].reverse().find((r) => r.val_loss !== undefined);
   writeFileAtomic(path.join(dir, 'config.yaml'), [
-    '# synthetic run (src/report/synthetic.ts)', 'model_type: moe_llama', `layers: ${L}`, 'dim: 64', `expert_num: ${E}`, `top_k: ${k}`,
+    '# synthetic run (test/synthetic_run.ts)', 'model_type: moe_llama', `layers: ${L}`, 'dim: 64', `expert_num: ${E}`, `top_k: ${k}`,
     'router:', '  type: topk', 'capacity_factor: 1.25', 'drop_policy: drop', 'aux_loss:', '  type: switch', '  weight: 0.01', 'lr: 1.0e-3',
     `steps: ${steps}`, 'seed: 0', 'backend: wasm', '',
   ].join('\n'));
