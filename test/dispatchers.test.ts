@@ -7,6 +7,7 @@ import { it, expect, describe } from 'vitest';
 import { moeExperts, paddedRows, resolveDispatcher, type Dispatcher } from '../src/moe/dispatch/index.ts';
 import { planTokenChoice } from '../src/moe/plan.ts';
 import { createExperts } from '../src/moe/experts.ts';
+import { localExperts, type ExpertExecutor } from '../src/moe/executors.ts';
 import { MoELayer, type MoEConfig } from '../src/moe/layer.ts';
 import { gatherRowsScaled, permute, rowDot, rowMaps, sumRows, unpermute } from '../src/moe/dispatch/permute.ts';
 import { Rng } from '../src/rng.ts';
@@ -101,6 +102,23 @@ describeBackends('dispatchers agree', () => {
     expectClose(viaHost.y.dataSync(), sync.y.dataSync());
     expect(Array.from(viaHost.stats.load)).toEqual(Array.from(sync.stats.load));
     expect(Array.from(viaHost.stats.routed)).toEqual(Array.from(sync.stats.routed));
+    layer.dispose();
+  });
+
+  it('MoELayer: an executor set from outside runs the experts; padded blocks where it has them, gather rows where not', () => {
+    const cfg: MoEConfig = { dim: 8, hidden: 8, numExperts: 4, topK: 2, activation: 'relu', router: { type: 'topk' }, capacityFactor: null, capacityPolicy: 'dropless', sharedExperts: 0, auxLosses: [], dispatcher: 'padded' };
+    const layer = new MoELayer(cfg, new Rng(5));
+    const x = tf.tensor2d(randomArray(10 * 8, 42), [10, 8]);
+    const ref = layer.forward(x, { training: false }).y.dataSync(); // local experts, padded dispatcher
+    const local = localExperts(layer.experts, 'relu');
+    const calls = { run: 0, blocks: 0 };
+    const both: ExpertExecutor = { run: (xs, plan) => { calls.run++; return local.run(xs, plan); }, blocks: (xp) => { calls.blocks++; return local.blocks!(xp); } };
+    layer.executor = both;
+    expectClose(layer.forward(x, { training: false }).y.dataSync(), ref, 1e-6, 1e-5);
+    expect(calls).toEqual({ run: 0, blocks: 1 });
+    layer.executor = { run: both.run }; // rows only (as recompute and expert parallelism): the layer falls back to gather
+    expectClose(layer.forward(x, { training: false }).y.dataSync(), ref, 1e-5, 1e-4);
+    expect(calls).toEqual({ run: 1, blocks: 1 });
     layer.dispose();
   });
 });
