@@ -1,5 +1,5 @@
 /**
- * MoE layer vs dense FFN benchmark: forward + backward time and tokens/s at the issue's CPU shape
+ * MoE layer vs dense FFN benchmark: forward + backward time and tokens/s at the reference CPU shape
  * (T=4096, D=512, H=2048, E=8, k=2), and a dense FFN of equal active FLOPs (hidden k·H).
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,5 +1,5 @@
 /**
- * Report benchmark (issue 8: a 10,000-step run with 64 experts and 12 layers must open in under 3 s): writes a
+ * Report benchmark (target: a 10,000-step run with 64 experts and 12 layers opens in under 3 s): writes a
  * synthetic run of that size, times writeReport (generation) and textReport, measures the HTML size, and opens the
  * page in headless Chromium several times: time from navigation to every chart drawn (the page's own
  * performance.now() when its script sets ready, after a frame), chart-drawing time, and the slowest charts.

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, beforeAll, expect } from 'vitest';
 import { initBackend, type BackendName } from '../src/backend.ts';
 
-/** Numbers are checked on both wasm and cpu (the rule). */
+/** Numbers are checked on both wasm and cpu (the project's rule). */
 export const TEST_BACKENDS: BackendName[] = ['wasm', 'cpu'];
 
 /** describe(name) once per backend, with that backend active for its tests. */

@@ -1,5 +1,5 @@
 /**
- * Cross-field rules of the run config (issue 11's and the obvious ones). Each returns a message naming
+ * Cross-field rules of the run config (experts vs devices, capacity vs tokens, …). Each returns a message naming
  * the fields, their values and what would be allowed. They run only once every single field is valid.
  *
  * Decisions:

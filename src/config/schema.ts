@@ -172,8 +172,8 @@ export const FieldsSchema = z.strictObject({
   seed: int(0).default(0), // seeds init, data order and router noise
   backend: oneOf(BACKEND_VALUES).default('wasm'), // tfjs backend (webgpu falls back to wasm)
   data: DataSchema, // training text
-  balance: BalanceSchema, // balance controllers (issue 5); all off by default
-  parallel: ParallelSchema, // expert parallelism over worker threads (issue 6)
+  balance: BalanceSchema, // balance controllers; all off by default
+  parallel: ParallelSchema, // expert parallelism over worker threads
   recompute: bool().default(false), // drop expert FFN activations in forward, recompute in backward
 }, { error: (iss) => (iss.code === 'invalid_type' ? 'a mapping of config fields' : undefined) });
 

@@ -8,7 +8,7 @@
  * Permute is a gather, unpermute (combine) a k-term sum per token through the inverse map `slots`,
  * so every output row is written by one thread group (no scatter-add). This file holds the host
  * implementations (cpu and wasm, on typed arrays / the wasm heap); src/kernels/webgpu_rows.ts
- * holds the WGSL ones. Kernels are forward-only; src/ops/permute.ts composes them with gradients.
+ * holds the WGSL ones. Kernels are forward-only; src/moe/dispatch/permute.ts composes them with gradients.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WasmBackendLike } from './wasm_fast.ts';

@@ -106,7 +106,7 @@ export function routerEntropyNormalized(entropyNats: number, numExperts: number)
 }
 
 /**
- * Expert utilization ("专家利用率", the share of an expert's capacity actually used, issue 5):
+ * Expert utilization ("专家利用率", the share of an expert's capacity actually used):
  *   u_i = load_i / C,  C = capacity in assignments per expert (MoEStats.capacity);
  *   dropless (capacity null): C = Σ_j load_j / E, the capacity at factor 1 without rounding, so u_i = E · share_i.
  * With a drop policy load_i ≤ C and u_i ∈ [0, 1]; dropless u has mean 1 and may exceed 1.
@@ -122,7 +122,7 @@ export function expertUtilization(load: ArrayLike<number>, capacity: number | nu
 /**
  * Utilization std, seed 000's "专家利用率标准差" column: σ(u) with u_i = load_i / C from expertUtilization,
  * population std (ddof 0, MindSpore's ops.std default; seed 000 is MindSpore). Seed 000 prints no formula
- * for this column, so this is our reading of issue 5's definition. Dropless: σ(u) = CV (C = mean load).
+ * for this column, so this is our reading of the column's name. Dropless: σ(u) = CV (C = mean load).
  */
 export function utilizationStd(load: ArrayLike<number>, capacity: number | null, ddof: 0 | 1 = 0): number {
   return std(expertUtilization(load, capacity), ddof);

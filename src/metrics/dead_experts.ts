@@ -1,7 +1,7 @@
 /**
  * Dead ("zombie") experts: experts that received no tokens in each of the last W steps.
  * A collapsed router starves some experts for good; they keep their parameters but never train
- * again, so the trainer reports them and a controller may revive them (issue 5).
+ * again, so the trainer reports them and a controller may revive them.
  */
 
 function checkRow(load: ArrayLike<number>, fn: string, E?: number): void {

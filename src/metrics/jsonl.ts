@@ -22,7 +22,7 @@ export interface EpRankTiming {
 }
 
 /**
- * One line of metrics.jsonl (issue 4). Per-layer arrays are indexed by MoE layer (dense-FFN layers are
+ * One line of metrics.jsonl (fields: docs/metrics.md). Per-layer arrays are indexed by MoE layer (dense-FFN layers are
  * skipped); the balance scalars are means over MoE layers of the per-layer metric (balance.ts).
  * Validation results ride on the line of the step after which they were measured.
  * A value that was NaN or ±Infinity is written as null and its path listed in `nonfinite`.

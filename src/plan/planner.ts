@@ -1,9 +1,9 @@
 /**
- * `switchyard plan` as a library call: a placement by EPLB or our planner, with the report the issue asks for —
+ * `switchyard plan` as a library call: a placement by EPLB or our planner, with its report —
  * per-layer balancedness before (round-robin, no replicas), with EPLB and with the chosen method, and the expected
  * inter-node all-to-all volume before and after.
  *
- * Inter-node volume model (src/sim/routing.ts, src/sim/traffic.ts): a token sits on a uniformly random GPU, picks
+ * Inter-node volume model (src/plan/topk_model.ts, src/sim/traffic.ts): a token sits on a uniformly random GPU, picks
  * top-k experts with inclusion probabilities π_e = k·f_e (f_e = the expert's load share), and uses one of an
  * expert's replicas uniformly. Expected inter-node token copies per routed token:
  *   flat (one copy per remote expert replica):   Σ_n (1/N) Σ_{m≠n} Λ_m = k·(N−1)/N  (Λ_m = Σ_{j∈m} λ_j; placement-free)

@@ -24,7 +24,7 @@ export interface RunData {
   records: MetricRecord[];
 }
 
-/** One row of compare.json (issue 5); numbers are means over seeds. */
+/** One row of compare.json; numbers are means over seeds. */
 export interface CompareRow {
   method: string;
   final_loss: number | null;

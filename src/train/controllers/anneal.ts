@@ -1,6 +1,6 @@
 /**
- * Router temperature and noise schedules for the trainer's ForwardContext (issue 5: "Gumbel temperature
- * annealing schedule; noisy-gate noise annealing"). Pure functions of the step and the config.
+ * Router temperature and noise schedules for the trainer's ForwardContext (Gumbel temperature
+ * annealing; noisy-gate noise annealing). Pure functions of the step and the config.
  *
  * - Gumbel τ (seed 001: "训练后期可逐步降温" — anneal towards deterministic routing late in training):
  *   annealTau from router/gumbel.ts, τ(0) = tau_start, τ(steps − 1) = tau_end (the config's "temperature

@@ -1,5 +1,5 @@
 /**
- * Dead ("zombie", 僵尸专家: seed 001's name for long-idle experts) expert detection and revival (issue 5).
+ * Dead ("zombie", 僵尸专家: seed 001's name for long-idle experts) expert detection and revival.
  *   dead_l = { e : load_{l,e} = 0 in each of the last W steps }   (W = balance.dead_expert.window; load =
  *                                                                  ctx.loads, after capacity: an expert whose
  *                                                                  tokens are all dropped gets no gradient either)

@@ -1,5 +1,5 @@
 /**
- * Dynamic capacity factor (issue 5, from the seeds). One factor f per MoE layer (capacity is shared by
+ * Dynamic capacity factor (from the seeds). One factor f per MoE layer (capacity is shared by
  * the layer's experts, as in Switch/GShard/Megatron: C = ⌈f·T·k/E⌉), changed after each step. Two rules:
  *
  * 'ratio' — seed 002, `adaptive_expert_capacity(current_load, target_load)`:
@@ -27,7 +27,7 @@
  *     elif trend < −0.01 → f ← max(min, f·0.95)
  *     else f unchanged.
  *   The seed leaves its two inputs undefined; ours: u = Σ_i load_i / (f · Σ_i c_i), the share of the
- *   capacity in force actually used (issue 5's "expert utilization", unrounded C), and imbalance = CV of
+ *   capacity in force actually used ("expert utilization", unrounded C), and imbalance = CV of
  *   the router's demand c (0 = even). Its bounds 0.5–2.0 are min_factor/max_factor (config defaults);
  *   its constants 0.6/0.3/0.9/0.1/−0.01 and steps 0.9/1.1/0.95 are TREND_RULE below (not config fields;
  *   the 'ratio' fields grow/shrink/thresholds do not apply to this rule). The seed reads an undefined

@@ -1,5 +1,5 @@
 /**
- * The balance controllers a config asks for (issue 5), in the order the trainer runs them:
+ * The balance controllers a config asks for, in the order the trainer runs them:
  *   aux_free → dynamic_capacity → gate_adjust → grad_reweight → dead_expert.
  * dead_expert is always present (detection is a metric; revival only if balance.dead_expert.revive ≠ none).
  * use_load_balance: false (the seeds' master switch) gives none. Sparse accumulation works across

@@ -1,5 +1,5 @@
 /**
- * Sparse expert gradient accumulation (issue 11; seed 004 §4.2, SparseGradientAccumulator). Under
+ * Sparse expert gradient accumulation (seed 004 §4.2, SparseGradientAccumulator). Under
  * gradient accumulation over n micro-batches, with a_{l,e} = #micro-batches in which expert e of MoE
  * layer l computed ≥ 1 assignment (load after capacity > 0) and ρ = min_active_share:
  *   expert slices (row e of the stacked [E, …] gradients of w1, w2, w3):
@@ -12,7 +12,7 @@
  * from taking a full step on one micro-batch's worth of tokens.
  * Differences from the seed's code, on purpose: the seed masks counts ≥ 0.5·accumulation_steps (ours:
  * min_active_share, default 0.5, same rule) but divides by accumulation_steps, i.e. the mean over all
- * micro-batches, and keeps "top-k important" entries in a sparse buffer; issue 11 asks for the mean over
+ * micro-batches, and keeps "top-k important" entries in a sparse buffer; ours is the mean over
  * the active micro-batches and whole expert slices, which is what this does.
  * Frozen means frozen: the zero gradient must not reach AdamW as a gradient (that would still decay the
  * weights and move m, v). finish() returns frozenExperts so the trainer can mask the optimizer step for

@@ -1,5 +1,5 @@
 /**
- * The balance-controller seam of the trainer (issue 5). A controller owns its state, sees the loads the
+ * The balance-controller seam of the trainer. A controller owns its state, sees the loads the
  * step measured, and acts between optimizer steps (biases, capacity factors, logit adjustments, dead
  * experts) or on the gradients just before the step (expert-gradient reweighting).
  *
