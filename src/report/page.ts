@@ -33,7 +33,8 @@ export function scriptJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
-function table(t: TableSpec, cls = ''): string {
+/** An HTML table card. */
+export function table(t: TableSpec, cls = ''): string {
   const num = new Set(t.numeric ?? []);
   const td = (v: string, i: number, tag: string) => `<${tag}${num.has(i) ? ' class="num"' : ''}>${esc(v)}</${tag}>`;
   return `<div class="table ${cls}">${t.title ? `<h3>${esc(t.title)}</h3>` : ''}<table><thead><tr>${t.header.map((h, i) => td(h, i, 'th')).join('')}</tr></thead>` +
@@ -45,14 +46,16 @@ function chartCard(c: ChartSpec): string {
     `<div class="chart" id="chart-${esc(c.id)}" data-chart="${esc(c.id)}" style="height:${c.height ?? 300}px"></div></figure>`;
 }
 
-function section(s: Section): string {
+/** A section: heading with its selectors, intro, tables and the grid of chart cards. */
+export function section(s: Section): string {
   const selectors = (s.selectors ?? []).map((sel) => `<label class="selector">${esc(sel.label)} <select data-selector="${esc(sel.id)}">` +
     `${sel.options.map((o, i) => `<option value="${i}">${esc(o)}</option>`).join('')}</select></label>`).join('');
   return `<section><div class="section-head"><h2>${esc(s.title)}</h2>${selectors}</div>${s.intro ? `<p class="intro">${esc(s.intro)}</p>` : ''}` +
     `${(s.tables ?? []).map((t) => table(t, 'wide-table')).join('')}<div class="grid">${s.charts.map(chartCard).join('')}</div></section>`;
 }
 
-const CSS = `
+/** The page style, shared by the report and the dashboard. */
+export const CSS = `
 *{box-sizing:border-box}body{margin:0;background:#f4f5f7;color:#1f2328;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 .top{background:#1f2a3a;color:#fff;padding:18px 0 16px}.top .brand{font-size:12px;letter-spacing:.08em;text-transform:uppercase;color:#9fb3c8}
 .top h1{margin:2px 0 2px;font-size:22px;font-weight:600}.top .sub{color:#c9d4e0;font-size:13px;word-break:break-all}
@@ -74,11 +77,12 @@ details{margin-top:16px;background:#fff;border:1px solid #dfe3e8;border-radius:6
 pre{font-size:12px;overflow-x:auto;margin:8px 0 0}footer{margin-top:20px;color:#8b949e;font-size:12px}
 `;
 
-/** The page script: plain ES2017, runs after the inlined ECharts bundle. */
-const CLIENT = `(function () {
+/**
+ * The chart code shared by the report page and the live dashboard: plain ES2017, runs after the inlined ECharts
+ * bundle and defines window.SwitchyardCharts { draw, update, selectLayer } over ChartSpecs (charts.ts).
+ */
+export const CHART_LIB = `(function () {
 'use strict';
-var state = window.__switchyard = { ready: false, charts: {}, errors: [], renderMs: null, readyAt: null, timings: {} };
-var data = JSON.parse(document.getElementById('report-data').textContent);
 var SCALE = ${HEAT_SCALE};
 function sig(v, d) {
   if (typeof v !== 'number' || !isFinite(v)) return '–';
@@ -87,6 +91,7 @@ function sig(v, d) {
   if (a >= 1e6 || a < 1e-4) return v.toExponential(d - 1);
   return String(Number(v.toPrecision(d)));
 }
+// Latest decoded cells (and the spec they came with) per heatmap chart: the tooltip reads them.
 var heatData = {};
 function hexRgb(h) { return [parseInt(h.slice(1, 3), 16), parseInt(h.slice(3, 5), 16), parseInt(h.slice(5, 7), 16)]; }
 function colorTable(colors) {
@@ -106,7 +111,7 @@ function decodeCells(h) {
 function heatSeries(h, spec) {
   var cells = decodeCells(h), rows = h.rows, cols = h.cols, m = spec.meta || {};
   var max = m.max || 2, table = colorTable(m.colors || ['#2c7bb6', '#f7f7f7', '#d7191c']), cache = null;
-  heatData[spec.id] = { cells: cells, rows: rows, cols: cols };
+  heatData[spec.id] = { cells: cells, rows: rows, cols: cols, spec: spec };
   return {
     type: 'custom', name: h.name, silent: true, data: [[0]],
     renderItem: function (params) {
@@ -131,17 +136,17 @@ function heatSeries(h, spec) {
     }
   };
 }
-function attachHeatTip(chart, spec) {
-  var tip = document.createElement('div'), fmt = FORMATTERS.heat(spec), zr = chart.getZr();
+function attachHeatTip(chart, id) {
+  var tip = document.createElement('div'), zr = chart.getZr();
   tip.className = 'heat-tip';
-  tip.id = 'tip-' + spec.id;
+  tip.id = 'tip-' + id;
   document.body.appendChild(tip);
   zr.on('mousemove', function (e) {
-    var d = heatData[spec.id], at = [e.offsetX, e.offsetY];
+    var d = heatData[id], at = [e.offsetX, e.offsetY];
     if (!d || !chart.containPixel({ gridIndex: 0 }, at)) { tip.style.display = 'none'; return; }
     var p = chart.convertFromPixel({ gridIndex: 0 }, at);
     var x = Math.max(0, Math.min(d.cols - 1, Math.round(p[0]))), y = Math.max(0, Math.min(d.rows - 1, Math.round(p[1])));
-    tip.innerHTML = fmt({ value: [x, y, d.cells[y * d.cols + x]] });
+    tip.innerHTML = FORMATTERS.heat(d.spec)({ value: [x, y, d.cells[y * d.cols + x]] });
     tip.style.display = 'block';
     var ev = e.event, left = ev.clientX + 14;
     if (left + tip.offsetWidth > window.innerWidth - 8) left = ev.clientX - 14 - tip.offsetWidth;
@@ -149,6 +154,7 @@ function attachHeatTip(chart, spec) {
     tip.style.top = (ev.clientY + 14) + 'px';
   });
   zr.on('globalout', function () { tip.style.display = 'none'; });
+  return tip;
 }
 var FORMATTERS = {
   sig4: function () { return function (v) { return Array.isArray(v) ? sig(v[1], 4) : sig(v, 4); }; },
@@ -178,19 +184,40 @@ function revive(v, spec) {
   }
   return v;
 }
+function optionOf(spec, layer) {
+  var opt = revive(spec.option, spec);
+  if (spec.layered) opt.series = revive(spec.layered.series[Math.min(layer || 0, spec.layered.series.length - 1)], spec);
+  return opt;
+}
+// Draws a chart into el; layer picks the layered series.
+function draw(spec, el, layer) {
+  var chart = echarts.init(el, null, { renderer: 'canvas' });
+  chart.setOption(optionOf(spec, layer));
+  if (spec.group) chart.group = spec.group;
+  if (heatData[spec.id]) attachHeatTip(chart, spec.id);
+  return chart;
+}
+// Redraws a chart with a newer spec of the same id (series replaced, zoom and legend choices kept).
+function update(chart, spec, layer) {
+  chart.setOption(optionOf(spec, layer), { replaceMerge: ['series'] });
+}
+function selectLayer(chart, spec, i) {
+  chart.setOption({ series: revive(spec.layered.series[i], spec) }, { replaceMerge: ['series'] });
+}
+window.SwitchyardCharts = { draw: draw, update: update, selectLayer: selectLayer, sig: sig };
+})();`;
+
+/** The report page script: draws every chart of the inlined data, wires the layer selectors. */
+const CLIENT = `(function () {
+'use strict';
+var state = window.__switchyard = { ready: false, charts: {}, errors: [], renderMs: null, readyAt: null, timings: {} };
+var data = JSON.parse(document.getElementById('report-data').textContent);
+var SC = window.SwitchyardCharts;
 var t0 = performance.now();
-state.timings = {};
 data.charts.forEach(function (spec) {
   var t1 = performance.now();
   try {
-    var el = document.getElementById('chart-' + spec.id);
-    var chart = echarts.init(el, null, { renderer: 'canvas' });
-    var opt = revive(spec.option, spec);
-    if (spec.layered) opt.series = revive(spec.layered.series[0], spec);
-    chart.setOption(opt);
-    if (spec.group) chart.group = spec.group;
-    if (heatData[spec.id]) attachHeatTip(chart, spec);
-    state.charts[spec.id] = chart;
+    state.charts[spec.id] = SC.draw(spec, document.getElementById('chart-' + spec.id), 0);
   } catch (e) {
     state.errors.push(spec.id + ': ' + (e && e.message));
     console.error('chart ' + spec.id + ' failed:', e);
@@ -203,9 +230,7 @@ Array.prototype.forEach.call(document.querySelectorAll('select[data-selector]'),
     var i = Number(sel.value);
     data.charts.forEach(function (spec) {
       var c = state.charts[spec.id];
-      if (c && spec.layered && spec.layered.selector === sel.getAttribute('data-selector')) {
-        c.setOption({ series: revive(spec.layered.series[i], spec) }, { replaceMerge: ['series'] });
-      }
+      if (c && spec.layered && spec.layered.selector === sel.getAttribute('data-selector')) SC.selectLayer(c, spec, i);
     });
   });
 });
@@ -239,6 +264,7 @@ ${notes}${raw}
 <footer>Generated by switchyard report on ${esc(generatedAt.toISOString())} · charts by Apache ECharts ${esc(ec.version)}, inlined; the page needs no network.</footer>
 </main>
 <script>${ec.source}</script>
+<script>${CHART_LIB}</script>
 <script type="application/json" id="report-data">${scriptJson({ charts })}</script>
 <script>${CLIENT}</script>
 </body></html>

@@ -106,8 +106,14 @@ export function finalLoad(run: RunData): { load: number[][]; source: string } {
 
 const share = (row: number[]): number[] => { const s = row.reduce((a, b) => a + b, 0); return row.map((v) => (s > 0 ? v / s : 0)); };
 
+/** How a run's charts are fed: after the run (report) or while it trains (dashboard: load bars show the newest step). */
+export interface RunViewOptions {
+  /** the newest logged step's load replaces the final load (summary.json or the tail mean). */
+  live?: boolean;
+}
+
 /** The chart sections of a run. */
-export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS): { sections: Section[]; notes: string[] } {
+export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS, view: RunViewOptions = {}): { sections: Section[]; notes: string[] } {
   const { records } = run;
   const mp = limits.maxPoints;
   const L = records[0].expert_load.length;
@@ -174,7 +180,7 @@ export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS): {
     ),
   };
 
-  const sections = [lossSection, optSection, balSection, loadSection(run, L, E, limits, notes)];
+  const sections = [lossSection, optSection, balSection, loadSection(run, L, E, limits, notes, view)];
   const ep = epSection(records);
   if (ep) sections.push(ep);
   const nonfinite = records.filter((r) => r.nonfinite?.length).length;
@@ -183,7 +189,7 @@ export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS): {
 }
 
 /** Per-layer expert load: heatmap over step buckets and final shares, driven by one layer selector. */
-function loadSection(run: RunData, L: number, E: number, limits: RunLimits, notes: string[]): Section {
+function loadSection(run: RunData, L: number, E: number, limits: RunLimits, notes: string[], view: RunViewOptions): Section {
   const { records } = run;
   const buckets = stepBuckets(records.map((r) => r.step), limits.maxBuckets);
   const B = buckets.ranges.length;
@@ -191,7 +197,9 @@ function loadSection(run: RunData, L: number, E: number, limits: RunLimits, note
   const experts = Array.from({ length: E }, (_, i) => `e${i}`);
   const layerNames = Array.from({ length: L }, (_, l) => `MoE layer ${l}`);
   const heat = Array.from({ length: L }, (_, l) => [heatSeries(layerNames[l], loadRatioCells(records.map((r) => r.expert_load[l]), buckets))]);
-  const fin = finalLoad(run);
+  const last = records[records.length - 1];
+  const fin = view.live ? { load: last.expert_load, source: `step ${last.step}` } : finalLoad(run);
+  const when = view.live ? 'Current' : 'Final';
   const shares = fin.load.map(share);
   const even = { value: 100 / E, label: 'even' };
   const finalBars = shares.map((s) => barSeries([{ name: 'load share', data: s.map((v) => 100 * v), color: COLORS.after }], even));
@@ -209,11 +217,11 @@ function loadSection(run: RunData, L: number, E: number, limits: RunLimits, note
         meta: { stepRanges: buckets.steps, unit: '× mean load', max: HEAT_MAX, colors: LOAD_RATIO_COLORS }, layered: { selector: 'layer', series: heat },
       },
       {
-        id: 'finalshare', title: 'Final load share', caption: `share of the layer's assignments per expert (${fin.source}); dashed: even 1/E`,
+        id: 'finalshare', title: `${when} load share`, caption: `share of the layer's assignments per expert (${fin.source}); dashed: even 1/E`,
         option: barOption('expert', experts, 'load share (%)', []), layered: { selector: 'layer', series: finalBars },
       },
       {
-        id: 'overview', title: 'Final load, all layers', caption: `load_i ÷ mean load per layer (${fin.source})`, height: ovHeight,
+        id: 'overview', title: `${when} load, all layers`, caption: `load_i ÷ mean load per layer (${fin.source})`, height: ovHeight,
         option: { ...heatmapOption('expert', experts, 'MoE layer', layerNames.map((_, l) => String(l)), '× mean', ovHeight), series: [heatSeries('final load', overview)] },
         meta: { unit: '× mean load', max: HEAT_MAX, colors: LOAD_RATIO_COLORS },
       },
