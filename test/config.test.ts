@@ -270,6 +270,7 @@ describe('defaults', () => {
       },
       parallel: { ep_size: 1, nodes: 1, mode: 'flat', chunks: 1, placement: null },
       recompute: false,
+      logging: { tensorboard: false },
     });
     expect(DEFAULT_CONFIG).toEqual(parseConfig({}));
   });

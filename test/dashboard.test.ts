@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readMetrics, truncateMetricsAfter, type MetricRecord } from '../src/metrics/jsonl.ts';
 import { checkRunDir, etaSeconds, formatDuration, startDashboard, type Dashboard, type RunPayload } from '../src/report/dashboard.ts';
 import { MetricsFollower } from '../src/report/follow.ts';
-import { writeSyntheticRun } from '../src/report/synthetic.ts';
+import { writeSyntheticRun } from './synthetic_run.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-dash-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

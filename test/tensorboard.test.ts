@@ -174,3 +174,28 @@ describe('TensorBoard event files, read by TensorBoard\'s protos in Python', () 
     expect(zig.err).toMatch(/zigzag/);
   });
 });
+
+describe('TensorBoard from a real training run (logging.tensorboard: true)', () => {
+  it('writes event files as it trains, and a resumed run purges what the killed run logged after its checkpoint', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-tb-train-'));
+    const cli = (...args: string[]) => {
+      const r = spawnSync(process.execPath, ['bin/switchyard.js', 'train', ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    cli('--config', 'configs/tiny.yaml', '--steps', '12', '--set', 'log_every=2', '--set', 'eval_every=6', '--set', 'checkpoint_every=6', '--set', 'logging.tensorboard=true', '--out', out);
+    const first = pyRead(out);
+    expect(first.err).toBe('');
+    expect(first.out).toMatchObject({ starts: [0], purged: 0, steps: [2, 4, 6, 8, 10, 12] });
+    // A crash after step 12 was logged but before its checkpoint was written: only step 6's checkpoint is left.
+    const cks = fs.readdirSync(path.join(out, 'checkpoints')).sort();
+    fs.rmSync(path.join(out, 'checkpoints', cks[cks.length - 1]), { recursive: true });
+    cli('--resume', out);
+    const second = pyRead(out);
+    expect(second.err).toBe('');
+    expect(second.out.files as string[]).toHaveLength(2);
+    expect(second.out.starts).toEqual([0, 7]);
+    expect(second.out.purged as number).toBeGreaterThan(0); // steps 8..12 of the first run
+    expect(second.out.steps).toEqual([2, 4, 6, 8, 10, 12]);
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+});

@@ -9,6 +9,8 @@ import { loadBar, summaryTable } from '../report/terminal.ts';
 import { createProgress } from './progress.ts';
 import { summarizeLoad } from '../metrics/balance.ts';
 import { writeReport } from '../report/report.ts';
+import { DEFAULT_DASHBOARD_PORT, startDashboard, type Dashboard } from '../report/dashboard.ts';
+import { hostWarning, parsePort } from './dashboard.ts';
 import { train, type TrainSummary } from '../train/run.ts';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -16,8 +18,11 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 /** The repository's configs/ folder (the demo's config ships there). */
 export const CONFIG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../configs');
 
-/** Runs training with a progress display; SIGINT saves a checkpoint and stops cleanly. */
-export async function runTraining(cfg: Config, outDir: string, resume: boolean): Promise<TrainSummary> {
+/** Where train --dashboard serves. */
+export interface DashboardFlags { port: number; host?: string }
+
+/** Runs training with a progress display; SIGINT saves a checkpoint and stops cleanly. A dashboard, if given, is poked after each logged step. */
+export async function runTraining(cfg: Config, outDir: string, resume: boolean, dashboard: Dashboard | null = null): Promise<TrainSummary> {
   const tty = Boolean(process.stderr.isTTY);
   const progress = createProgress({ total: cfg.steps, tty });
   const stop = { requested: false };
@@ -34,6 +39,7 @@ export async function runTraining(cfg: Config, outDir: string, resume: boolean):
       onRecord: (r) => {
         progress.update(r.step, { loss: r.loss, load_cv: r.load_cv, maxvio: r.maxvio, loadBar: loadBar(r.expert_load[0] ?? [], 32) });
         if (typeof r.val_loss === "number") progress.log(`step ${r.step}: val_loss ${r.val_loss.toFixed(4)} (ppl ${r.val_ppl?.toFixed(2)})`);
+        dashboard?.poke();
       },
     });
   } finally {
@@ -69,7 +75,12 @@ export function register(program: Command): void {
     .option('--set <key=value>', 'override a config field (repeatable), e.g. --set router.type=sinkhorn', collect, [])
     .option('--resume <run_dir>', 'continue the run in this folder from its newest checkpoint')
     .option('--report', 'write report.html into the run folder at the end')
-    .action(async (o: { config?: string; out?: string; steps?: string; backend?: string; set: string[]; resume?: string; report?: boolean }) => {
+    .option('--dashboard', 'serve the live dashboard of this run (127.0.0.1; stays up after training until Ctrl-C)')
+    .option('--port <n>', `dashboard port (0 = any free port; default ${DEFAULT_DASHBOARD_PORT})`)
+    .option('--host <addr>', 'dashboard interface (default 127.0.0.1: this machine only)')
+    .action(async (o: { config?: string; out?: string; steps?: string; backend?: string; set: string[]; resume?: string; report?: boolean; dashboard?: boolean; port?: string; host?: string }) => {
+      if (!o.dashboard && (o.port !== undefined || o.host !== undefined)) throw new Error('--port and --host set up the dashboard: add --dashboard');
+      const port = o.port === undefined ? DEFAULT_DASHBOARD_PORT : parsePort(o.port);
       const sets = [...o.set];
       if (o.steps !== undefined) sets.push(`steps=${o.steps}`);
       if (o.backend !== undefined) sets.push(`backend=${o.backend}`);
@@ -85,11 +96,29 @@ export function register(program: Command): void {
         cfg = loadConfig(o.config, sets);
         outDir = o.out ?? path.join('runs', `${path.basename(o.config, path.extname(o.config))}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
       }
-      const s = await runTraining(cfg, outDir, Boolean(o.resume));
-      console.log(summaryText(s));
-      console.log(`\nrun folder: ${outDir}`);
-      if (o.report) {
-        console.log(`report: ${await writeReport(outDir)}`);
+      let dash: Dashboard | null = null;
+      if (o.dashboard) {
+        const warn = o.host ? hostWarning(o.host) : null;
+        if (warn) console.error(warn);
+        dash = await startDashboard({ runs: [outDir], port, host: o.host, allowPending: true });
+        console.log(`dashboard: ${dash.url}`);
+      }
+      try {
+        const s = await runTraining(cfg, outDir, Boolean(o.resume), dash);
+        console.log(summaryText(s));
+        console.log(`\nrun folder: ${outDir}`);
+        if (o.report) {
+          console.log(`report: ${await writeReport(outDir)}`);
+        }
+      } catch (e) {
+        await dash?.close();
+        throw e;
+      }
+      if (dash) {
+        dash.poke();
+        console.log(`training done; the dashboard stays up at ${dash.url} until Ctrl-C`);
+        await new Promise<void>((resolve) => process.once('SIGINT', resolve));
+        await dash.close();
       }
     });
 

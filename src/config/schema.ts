@@ -130,6 +130,10 @@ const ParallelSchema = section('parallel', {
   placement: z.string({ error: 'a placement file path (string) or null' }).min(1, { error: 'a non-empty path or null' }).nullable().default(null), // planner's expert → rank map (replicas allowed)
 });
 
+const LoggingSchema = section('logging', {
+  tensorboard: bool().default(false), // also write TensorBoard event files to RUN/tensorboard/ (docs/metrics.md lists the tags)
+});
+
 /** Every field with its default; the cross-field rules are added in load.ts. */
 export const FieldsSchema = z.strictObject({
   model_type: oneOf(['moe_llama', 'moe_mlp']).default('moe_llama'), // moe_llama: decoder-only LM; moe_mlp: seed 000's single MoE layer on random data, MSE
@@ -175,6 +179,7 @@ export const FieldsSchema = z.strictObject({
   balance: BalanceSchema, // balance controllers; all off by default
   parallel: ParallelSchema, // expert parallelism over worker threads
   recompute: bool().default(false), // drop expert FFN activations in forward, recompute in backward
+  logging: LoggingSchema, // extra metric sinks beside metrics.jsonl
 }, { error: (iss) => (iss.code === 'invalid_type' ? 'a mapping of config fields' : undefined) });
 
 /** A validated run config with every default filled in. */

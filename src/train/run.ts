@@ -10,6 +10,7 @@ import { initBackend } from '../backend.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
 import { mean, summarizeLayers } from '../metrics/balance.ts';
+import { TensorBoardLogger } from '../metrics/tensorboard.ts';
 import { checkpointStore, listCheckpoints } from './checkpoint.ts';
 import { createDataSource } from './data_source.ts';
 import { evaluate } from './evaluate.ts';
@@ -90,12 +91,15 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
   const t = openTrainer(cfg, opts.outDir);
   await t.startParallel();
   const metricsFile = path.join(opts.outDir, 'metrics.jsonl');
+  let resumedFrom: number | undefined;
   if (opts.resume) {
-    const step = await t.restoreAll();
-    truncateMetricsAfter(metricsFile, step); // a killed run may have logged past its last checkpoint
-    log(`resumed from step ${step}`);
+    resumedFrom = await t.restoreAll();
+    truncateMetricsAfter(metricsFile, resumedFrom); // a killed run may have logged past its last checkpoint
+    log(`resumed from step ${resumedFrom}`);
   } else if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
   const writer = new MetricsWriter(metricsFile);
+  // TensorBoard's copy of each record; a resumed run's file restarts at the checkpoint step + 1.
+  const tb = cfg.logging.tensorboard ? new TensorBoardLogger(opts.outDir, { resumedFrom }) : null;
   let first = NaN;
   let last = NaN;
   let lastVal: number | null = null;
@@ -136,6 +140,7 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
           rec.val_ppl = Math.exp(ev.loss);
         }
         writer.write(rec);
+        tb?.write(rec);
         opts.onRecord?.(rec);
         windowTokens = 0;
         windowStart = performance.now();
@@ -146,6 +151,7 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
     if (stopped) log(`stopped at step ${t.step}: checkpoint ${await t.save()}`);
   } finally {
     writer.close();
+    tb?.close();
     if (t.ep) { await t.ep.dispose().catch(() => {}); t.ep = null; } // never leave worker threads behind, even on failure
   }
   const elapsed = (performance.now() - t0) / 1000;
