@@ -195,3 +195,22 @@ describe('dashboard server', () => {
     await expect(startDashboard({ runs: [path.join(tmp, 'missing')], port: 0 })).rejects.toThrow(/missing does not exist/);
   });
 });
+
+describe('live view of the report charts', () => {
+  it('shows the newest step as the current load, and no capacity chart for dropless layers', async () => {
+    const { runSections } = await import('../src/report/run_charts.ts');
+    const recs = writeSyntheticRun(path.join(tmp, 'live-view'), { steps: 12, layers: 2, experts: 4 });
+    const run = { dir: tmp, name: 'x', config: null, configText: null, summary: null, records: recs };
+    const live = runSections(run, undefined, { live: true }).sections.flatMap((s) => s.charts);
+    const share = live.find((c) => c.id === 'finalshare')!;
+    expect(share.title).toBe('Current load share');
+    const last = recs[recs.length - 1].expert_load[1];
+    const sum = last.reduce((a, b) => a + b, 0);
+    const bars = (share.layered!.series[1] as Array<{ data: number[] }>)[0].data;
+    bars.forEach((v, i) => expect(v).toBeCloseTo((100 * last[i]) / sum, 3));
+    const dropless = recs.map((r) => ({ ...r, capacity_factor: [null, null] as unknown as number[] }));
+    const ids = runSections({ ...run, records: dropless }).sections.flatMap((s) => s.charts.map((c) => c.id));
+    expect(ids).not.toContain('capacity');
+    expect(live.map((c) => c.id)).toContain('capacity');
+  });
+});

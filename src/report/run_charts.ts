@@ -149,7 +149,9 @@ export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS, vi
   };
 
   const capArrays = records.some((r) => Array.isArray(r.capacity_factor));
-  const hasCap = records.some((r) => r.capacity_factor !== undefined);
+  // Dropless layers log capacity_factor null: no chart unless some layer has a capacity.
+  const finiteCap = (c: unknown) => typeof c === 'number' && Number.isFinite(c);
+  const hasCap = records.some((r) => (Array.isArray(r.capacity_factor) ? r.capacity_factor.some(finiteCap) : finiteCap(r.capacity_factor)));
   const capSeries: LineSeries[] = !hasCap ? [] : capArrays
     ? Array.from({ length: L }, (_, l) => ({ name: `layer ${l}`, data: pick(records, (r) => (Array.isArray(r.capacity_factor) ? r.capacity_factor[l] : r.capacity_factor), mp), color: PALETTE[l % PALETTE.length] }))
     : [{ name: 'capacity factor', data: pick(records, (r) => r.capacity_factor as number | undefined, mp), color: COLORS.capacity }];
