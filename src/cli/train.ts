@@ -103,8 +103,10 @@ export function register(program: Command): void {
         dash = await startDashboard({ runs: [outDir], port, host: o.host, allowPending: true });
         console.log(`dashboard: ${dash.url}`);
       }
+      let stopped = false;
       try {
         const s = await runTraining(cfg, outDir, Boolean(o.resume), dash);
+        stopped = s.stopped_early;
         console.log(summaryText(s));
         console.log(`\nrun folder: ${outDir}`);
         if (o.report) {
@@ -116,7 +118,7 @@ export function register(program: Command): void {
       }
       if (dash) {
         dash.poke();
-        console.log(`training done; the dashboard stays up at ${dash.url} until Ctrl-C`);
+        console.log(`training ${stopped ? 'stopped' : 'done'}; the dashboard stays up at ${dash.url} until Ctrl-C`);
         await new Promise<void>((resolve) => process.once('SIGINT', resolve));
         await dash.close();
       }
