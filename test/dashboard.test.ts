@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readMetrics, truncateMetricsAfter, type MetricRecord } from '../src/metrics/jsonl.ts';
-import { checkRunDir, etaSeconds, formatDuration, startDashboard, type Dashboard, type RunPayload } from '../src/report/dashboard.ts';
+import { checkRunDir, etaSeconds, formatDuration, runPayload, RunSource, startDashboard, type Dashboard, type RunPayload } from '../src/report/dashboard.ts';
+import { DEFAULT_LIMITS } from '../src/report/run_charts.ts';
 import { MetricsFollower } from '../src/report/follow.ts';
 import { writeSyntheticRun } from './synthetic_run.ts';
 
@@ -212,5 +213,26 @@ describe('live view of the report charts', () => {
     const ids = runSections({ ...run, records: dropless }).sections.flatMap((s) => s.charts.map((c) => c.id));
     expect(ids).not.toContain('capacity');
     expect(live.map((c) => c.id)).toContain('capacity');
+  });
+
+  it('a run whose summary.json is newer than its last record has stopped (Ctrl-C); a finished one says so', () => {
+    const dir = path.join(tmp, 'stopped');
+    const lines = sourceLines('st', 10);
+    fs.mkdirSync(dir);
+    fs.copyFileSync(path.join(tmp, 'src-st', 'config.yaml'), path.join(dir, 'config.yaml'));
+    fs.writeFileSync(path.join(dir, 'config.yaml'), fs.readFileSync(path.join(dir, 'config.yaml'), 'utf8').replace('steps: 10', 'steps: 40'));
+    fs.writeFileSync(path.join(dir, 'metrics.jsonl'), lines.join(''));
+    const src = new RunSource(0, dir);
+    src.poll();
+    const p1 = runPayload(src, DEFAULT_LIMITS);
+    expect([p1.status, p1.step, p1.totalSteps]).toEqual(['training', 10, 40]);
+    const t = new Date(Date.now() + 2000);
+    fs.writeFileSync(path.join(dir, 'summary.json'), '{}');
+    fs.utimesSync(path.join(dir, 'summary.json'), t, t);
+    expect(src.poll()).toBe(true);
+    const p2 = runPayload(src, DEFAULT_LIMITS);
+    expect(p2.status).toBe('stopped');
+    expect(p2.headHtml).toContain('<b>stopped</b>');
+    expect(p2.etaS).toBeNull();
   });
 });

@@ -59,7 +59,7 @@ export interface RunPayload {
   index: number;
   name: string;
   dir: string;
-  status: 'waiting' | 'training' | 'finished' | 'error';
+  status: 'waiting' | 'training' | 'stopped' | 'finished' | 'error';
   message: string | null;
   step: number | null;
   totalSteps: number | null;
@@ -101,6 +101,9 @@ export class RunSource {
   configText: string | null = null;
   private configMtime = -1;
   changedAt: number | null = null;
+  /** mtimes (ms) of summary.json and metrics.jsonl, −1 when absent: a summary written after the last record means the run ended. */
+  summaryMtime = -1;
+  metricsMtime = -1;
   /** [time ms, last step] when new records arrived (the last minute), for the ETA. */
   arrivals: Array<[number, number]> = [];
   configError: string | null = null;
@@ -128,10 +131,16 @@ export class RunSource {
       }
       changed = true;
     }
+    const sum = fs.statSync(path.join(this.dir, 'summary.json'), { throwIfNoEntry: false });
+    const sumMtime = sum ? sum.mtimeMs : -1;
+    if (sumMtime !== this.summaryMtime) { this.summaryMtime = sumMtime; changed = true; }
     const r = this.follower.poll();
+    const met = fs.statSync(this.follower.file, { throwIfNoEntry: false });
+    this.metricsMtime = met ? met.mtimeMs : -1;
     if (r.changed) {
       const now = Date.now();
-      this.changedAt = now;
+      // When the file last changed (not when it was read): a folder opened later shows its true age.
+      this.changedAt = met ? met.mtimeMs : now;
       changed = true;
       const recs = this.follower.records;
       if (r.reset) this.arrivals = [];
@@ -195,7 +204,9 @@ export function runPayload(src: RunSource, limits: RunLimits): RunPayload {
   const last = records.length ? records[records.length - 1] : null;
   const total = num(src.config?.steps);
   const error = src.follower.error ?? src.configError;
-  const status: RunPayload['status'] = error ? 'error' : !last ? 'waiting' : total !== null && last.step >= total ? 'finished' : 'training';
+  // train writes summary.json when it ends (also after Ctrl-C); a resume rewrites metrics.jsonl after it.
+  const ended = src.summaryMtime >= 0 && src.summaryMtime >= src.metricsMtime;
+  const status: RunPayload['status'] = error ? 'error' : !last ? 'waiting' : total !== null && last.step >= total ? 'finished' : ended ? 'stopped' : 'training';
   const name = path.basename(path.resolve(src.dir));
   let sections: Section[] = [];
   let notes: string[] = [];
@@ -218,7 +229,7 @@ export function runPayload(src: RunSource, limits: RunLimits): RunPayload {
     `<span class="changed" data-changed="${src.changedAt ?? ''}"></span></div>` +
     `<div class="progress" title="${pct.toFixed(1)}%"><div style="width:${pct.toFixed(2)}%"></div></div>` +
     `<div class="kpis">${kpi('step', last ? `${last.step}${total !== null ? ` / ${total}` : ''}` : '–')}` +
-    kpi('ETA', status === 'finished' ? 'done' : etaS === null ? '–' : formatDuration(etaS)) +
+    kpi('ETA', status === 'finished' ? 'done' : status === 'stopped' ? 'stopped' : etaS === null ? '–' : formatDuration(etaS)) +
     kpi('tokens/s', cell(lastNum(records, (r) => r.tokens_per_s), 3)) +
     kpi('loss', cell(lastNum(records, (r) => r.loss))) + kpi('val loss', cell(lastNum(records, (r) => r.val_loss))) +
     kpi('load CV', cell(last?.load_cv ?? null, 3)) + kpi('MaxVio', cell(last?.maxvio ?? null, 3)) +

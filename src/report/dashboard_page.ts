@@ -13,7 +13,7 @@ const DASH_CSS = `
 .run-title{display:flex;align-items:baseline;gap:10px}.run-title h2{font-size:17px;margin:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .changed{margin-left:auto;color:#57606a;font-size:12px;white-space:nowrap}
 .badge{font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;border-radius:10px;padding:2px 8px;color:#fff;background:#8b949e}
-.badge.training{background:#2e8540}.badge.finished{background:#4e79a7}.badge.error{background:#d7191c}.badge.waiting{background:#b08800}
+.badge.training{background:#2e8540}.badge.finished{background:#4e79a7}.badge.error{background:#d7191c}.badge.stopped{background:#8b949e}.badge.waiting{background:#b08800}
 .progress{height:6px;background:#eef0f3;border-radius:3px;margin:8px 0 8px;overflow:hidden}.progress div{height:100%;background:#4e79a7;transition:width .3s}
 .kpis{display:flex;flex-wrap:wrap;gap:6px 18px}.kpi{display:flex;flex-direction:column;min-width:64px}.kpi span{font-size:11px;color:#57606a;text-transform:uppercase;letter-spacing:.03em}
 .kpi b{font-size:16px;font-weight:600;font-variant-numeric:tabular-nums}.run-msg{margin:8px 0 0;color:#57606a}.run-msg.err{color:#d7191c;font-weight:600}
