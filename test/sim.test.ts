@@ -28,8 +28,9 @@ function choose(n: number, k: number): number {
 
 function topo(nodes: number, gpn: number, nics: number, nvGB = 450, nvUs = 2, nicGbit = 400, nicUs = 4, tflops = 989, mfu = 0.5): Topology {
   return toTopology(parseYaml(
-    `nodes: ${nodes}\ngpus_per_node: ${gpn}\nintra_node: {bandwidth_GB_per_s: ${nvGB}, latency_us: ${nvUs}}\n` +
-    `inter_node: {bandwidth_Gbit_per_s: ${nicGbit}, latency_us: ${nicUs}, nics_per_node: ${nics}}\ngpu: {tflops: ${tflops}, mfu: ${mfu}}\n`,
+    // ideal links (efficiency 1, no phase overhead): the hand-computed forms below price line rates
+    `nodes: ${nodes}\ngpus_per_node: ${gpn}\nintra_node: {bandwidth_GB_per_s: ${nvGB}, latency_us: ${nvUs}, efficiency: 1}\n` +
+    `inter_node: {bandwidth_Gbit_per_s: ${nicGbit}, latency_us: ${nicUs}, efficiency: 1, nics_per_node: ${nics}}\nphase_overhead_us: 0\ngpu: {tflops: ${tflops}, mfu: ${mfu}}\n`,
     TopologySchema, 'test'));
 }
 

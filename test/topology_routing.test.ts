@@ -25,8 +25,8 @@ const close = (a: number, b: number, rel = 1e-12): void => expect(Math.abs(a - b
 /** NVLink 100 GB/s, 1 µs; NIC 200 Gb/s = 25 GB/s, 5 µs; optional fabric YAML. */
 function topo(nodes: number, gpn: number, nics: number, fabric = ''): Topology {
   return toTopology(parseYaml(
-    `nodes: ${nodes}\ngpus_per_node: ${gpn}\nintra_node: {bandwidth_GB_per_s: 100, latency_us: 1}\n` +
-    `inter_node: {bandwidth_Gbit_per_s: 200, latency_us: 5, nics_per_node: ${nics}}\ngpu: {tflops: 100, mfu: 1}\n${fabric}`,
+    `nodes: ${nodes}\ngpus_per_node: ${gpn}\nintra_node: {bandwidth_GB_per_s: 100, latency_us: 1, efficiency: 1}\n` +
+    `inter_node: {bandwidth_Gbit_per_s: 200, latency_us: 5, efficiency: 1, nics_per_node: ${nics}}\nphase_overhead_us: 0\ngpu: {tflops: 100, mfu: 1}\n${fabric}`,
     TopologySchema, 'test'));
 }
 
@@ -153,8 +153,8 @@ describe('invariants on random flows', () => {
 });
 
 describe('fabric YAML and the simulate CLI', () => {
-  const base = 'nodes: 4\ngpus_per_node: 2\nintra_node: {bandwidth_GB_per_s: 1, latency_us: 1}\n' +
-    'inter_node: {bandwidth_Gbit_per_s: 8, latency_us: 1, nics_per_node: 2}\ngpu: {tflops: 1}\n';
+  const base = 'nodes: 4\ngpus_per_node: 2\nintra_node: {bandwidth_GB_per_s: 1, latency_us: 1, efficiency: 1}\n' +
+    'inter_node: {bandwidth_Gbit_per_s: 8, latency_us: 1, efficiency: 1, nics_per_node: 2}\nphase_overhead_us: 0\ngpu: {tflops: 1}\n';
   const load = (fabric: string): Topology => toTopology(parseYaml(base + fabric, TopologySchema, 't.yaml'));
 
   it('validates the fabric by field name and derives the uplink bandwidth', () => {

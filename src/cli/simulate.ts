@@ -5,9 +5,13 @@
  * deployment recommendation by cluster size.
  */
 import type { Command } from 'commander';
+import { relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { readLoadFile } from '../plan/load_formats.ts';
 import { readPlacement } from '../plan/placement_io.ts';
+import { calibrate, readCalibrationSet } from '../sim/calibration.ts';
+import { CALIBRATED } from '../sim/calibrated.ts';
 import { readModelShape, type ModelShapeConfig } from '../sim/model_shape.ts';
 import { maxFlowCount, MAX_FLOWS, type PathMode } from '../sim/paths.ts';
 import { parseLoadSpec, simulate, sumLayers, type LayerResult, type LoadSpec, type StrategyResult } from '../sim/simulate.ts';
@@ -20,6 +24,28 @@ interface SimFlags {
   topology?: string; model?: string; load: string[]; placement?: string; sweep?: string[]; out?: string; experts?: string;
   tokensPerGpu?: string; hidden?: string; topK?: string; expertFfn?: string; layers?: string;
   dispatchBytes?: string; combineBytes?: string; chunks?: string; slotsPerGpu?: string; paths?: string; rerouteThreshold?: string;
+  calibrate?: string | boolean;
+}
+
+/** The published rows shipped with the project. */
+const PUBLISHED = fileURLToPath(new URL('../../configs/calibration/published.yaml', import.meta.url));
+
+/** `--calibrate [FILE]`: fits the link constants on the rows marked fit and prints ours vs theirs for every row. */
+async function printCalibration(file: string, out?: string): Promise<void> {
+  const set = await readCalibrationSet(file);
+  const r = calibrate(set);
+  const c = r.constants;
+  console.log(`calibration: ${set.rows.length} published figures (${relative(process.cwd(), file)}); fitted on the ${set.rows.filter((x) => x.fit).length} rows marked fit:`);
+  console.log(`  NVLink efficiency ${c.nvlinkEfficiency}, NIC efficiency ${c.nicEfficiency}, phase overhead ${c.phaseOverheadUs} µs` +
+    ` (per-message latencies ${c.nvlinkLatencyUs} / ${c.nicLatencyUs} µs, not fitted)`);
+  console.log(formatTable(['row', 'metric', 'theirs', 'ours', 'ours/theirs', 'used'],
+    r.rows.map((x) => [x.id, x.metric === 'us' ? 'µs' : 'GB/s', fix(x.published, 1), fix(x.ours, 1), fix(x.ratio, 3), x.fit ? 'fit' : 'held out'])));
+  console.log(`|ours/theirs − 1|: max ${pct(r.maxError)}, median ${pct(r.medianError)}; held-out rows max ${pct(r.heldOutMaxError)}`);
+  const same = (Object.keys(CALIBRATED) as (keyof typeof CALIBRATED)[]).every((k) => CALIBRATED[k] === c[k]);
+  console.log(same ? 'the simulator\'s defaults (src/sim/calibrated.ts) equal this fit' : `the simulator's defaults differ from this fit: ${JSON.stringify(CALIBRATED)}`);
+  console.log('sources:');
+  for (const [name, src] of Object.entries(set.sources)) console.log(`  ${name}: ${src.repository ? `${src.repository} ${src.file} @ ${src.commit}` : src.url}`);
+  if (out) writeFileAtomic(out, `${JSON.stringify(r, null, 1)}\n`);
 }
 
 /** Numeric model flags → schema keys (validated by the schema, which names the field). */
@@ -119,8 +145,10 @@ export function register(program: Command): void {
     .option('--sweep <spec...>', 'expert sweep, e.g. experts=8,32,64,128 top_k=2,2,4,4 (plus a recommendation by cluster size)')
     .option('--paths <mode>', 'static | adaptive | both: inter-node routes over rails and spines (default both when the topology has several paths)')
     .option('--reroute-threshold <t>', 'adaptive paths re-route a flow when another path is this share cheaper (default 0.05)')
+    .option('--calibrate [file]', 'fit the link constants to published measurements and print ours vs theirs (default: configs/calibration/published.yaml)')
     .option('--out <file>', 'write all results as JSON (atomically)')
     .action(async (f: SimFlags) => {
+      if (f.calibrate) return printCalibration(typeof f.calibrate === 'string' ? f.calibrate : PUBLISHED, f.out);
       if (!f.topology) throw new Error('--topology FILE is required');
       const topo = await readTopology(f.topology);
       const shape = await readModelShape(f.model, modelOverrides(f));

@@ -11,7 +11,10 @@
  *   hierarchical (node-level dedup, e.g. DeepEP normal kernels): stage 1 — over the NIC, a token crosses to node m
  *     once (T·u·h_m to the GPU of the same local rank on m), while node-local tokens go straight to their GPUs over
  *     NVLink (T·u·q_j); stage 2 — that GPU forwards over NVLink to each GPU j of its node the tokens needing j
- *     ((N−1)·T·u·q_j). Stages run one after the other. Combine mirrors dispatch in reverse with combine bytes.
+ *     ((N−1)·T·u·q_j). Stages run one after the other, or pipelined (DeepEP forwards chunks while later ones are
+ *     still on the wire: every link is busy at once, so the phase takes as long as its busiest link).
+ *     Combine mirrors dispatch in reverse with combine bytes.
+ *   Every phase also pays a fixed overhead o (kernel launch and completion signalling), measured by calibration.
  *   compute: GPU j runs G·T·λ_j token-expert pairs of flopsPerAssignment each at the achieved FLOP/s.
  *   chunked overlap (C chunks): d, c, b are the phase times at T/C tokens;
  *     time = d + c + b + (C − 1)·max(d + b, c)   (dispatch and combine share the links, compute runs beside them).
@@ -55,7 +58,7 @@ function emptyLoads(G: number, nics: number): PhaseLoads {
   return { nvSendBytes: f(G), nvSendMsgs: f(G), nvRecvBytes: f(G), nvRecvMsgs: f(G), nicSendBytes: f(nics), nicSendMsgs: f(nics), nicRecvBytes: f(nics), nicRecvMsgs: f(nics) };
 }
 
-/** max over GPUs of max(NVLink send, NVLink recv, its NIC send, its NIC recv). */
+/** o + max over GPUs of max(NVLink send, NVLink recv, its NIC send, its NIC recv). */
 function phaseTime(t: Topology, L: PhaseLoads): number {
   const perNic = t.gpusPerNode / t.nicsPerNode;
   let worst = 0;
@@ -67,7 +70,14 @@ function phaseTime(t: Topology, L: PhaseLoads): number {
       linkTime(t.nicLat, L.nicSendMsgs[c], L.nicSendBytes[c], t.nicBw),
       linkTime(t.nicLat, L.nicRecvMsgs[c], L.nicRecvBytes[c], t.nicBw));
   }
-  return worst;
+  return (t.phaseOverhead ?? 0) + worst;
+}
+
+/** Both stages' loads on every link at once (pipelined stages). */
+function addLoads(a: PhaseLoads, b: PhaseLoads): PhaseLoads {
+  const out = {} as PhaseLoads;
+  for (const key of Object.keys(a) as (keyof PhaseLoads)[]) out[key] = a[key].map((x, i) => x + b[key][i]);
+  return out;
 }
 
 /** NIC index of GPU i. */
@@ -104,8 +114,11 @@ export function flatTime(t: Topology, tr: LayerTraffic, T: number, u: number): {
   return { time: phaseTime(t, L), interBytes: interMax, intraBytes: intraMax };
 }
 
-/** Hierarchical (node-dedup) all-to-all time: stage 1 (NIC ‖ node-local NVLink) + stage 2 (NVLink forward). */
-export function hierarchicalTime(t: Topology, tr: LayerTraffic, T: number, u: number): { time: number; interBytes: number; intraBytes: number } {
+/**
+ * Hierarchical (node-dedup) all-to-all time: stage 1 (NIC ‖ node-local NVLink) + stage 2 (NVLink forward), or with
+ * `pipelined` one phase carrying both stages' loads. One node has no stage 2: a GPU-dedup all-to-all over NVLink.
+ */
+export function hierarchicalTime(t: Topology, tr: LayerTraffic, T: number, u: number, pipelined = false): { time: number; interBytes: number; intraBytes: number } {
   const G = t.gpus, g = t.gpusPerNode, N = t.nodes;
   const s1 = emptyLoads(G, N * t.nicsPerNode);
   const s2 = emptyLoads(G, N * t.nicsPerNode);
@@ -128,7 +141,8 @@ export function hierarchicalTime(t: Topology, tr: LayerTraffic, T: number, u: nu
     }
     interMax = Math.max(interMax, inter); intraMax = Math.max(intraMax, own + fwd);
   }
-  return { time: phaseTime(t, s1) + phaseTime(t, s2), interBytes: interMax, intraBytes: intraMax };
+  const time = N === 1 ? phaseTime(t, s1) : pipelined ? phaseTime(t, addLoads(s1, s2)) : phaseTime(t, s1) + phaseTime(t, s2);
+  return { time, interBytes: interMax, intraBytes: intraMax };
 }
 
 /** Straggler expert-compute time: max_j G·T·λ_j·flopsPerAssignment / FLOP/s; also the mean over GPUs. */

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
+import { CALIBRATED } from './calibrated.ts';
 
 /** The YAML schema; every field is required unless it says default. */
 export const TopologySchema = z.strictObject({
@@ -12,17 +13,21 @@ export const TopologySchema = z.strictObject({
   name: z.string().default('cluster'),
   nodes: z.int().min(1),
   gpus_per_node: z.int().min(1),
-  /** NVLink/NVSwitch, per GPU and direction. */
+  /** NVLink/NVSwitch, per GPU and direction: line rate, and (default: calibrated) achieved share and per-message latency. */
   intra_node: z.strictObject({
     bandwidth_GB_per_s: z.number().positive(),
-    latency_us: z.number().min(0),
+    latency_us: z.number().min(0).default(CALIBRATED.nvlinkLatencyUs),
+    efficiency: z.number().gt(0).max(1).default(CALIBRATED.nvlinkEfficiency),
   }),
   /** RDMA NIC, per NIC and direction; GPUs of a node share nics_per_node NICs evenly. */
   inter_node: z.strictObject({
     bandwidth_Gbit_per_s: z.number().positive(),
-    latency_us: z.number().min(0),
+    latency_us: z.number().min(0).default(CALIBRATED.nicLatencyUs),
+    efficiency: z.number().gt(0).max(1).default(CALIBRATED.nicEfficiency),
     nics_per_node: z.int().min(1).optional(),
   }),
+  /** Fixed cost of each all-to-all phase, µs (default: calibrated). */
+  phase_overhead_us: z.number().min(0).default(CALIBRATED.phaseOverheadUs),
   /**
    * Optional two-level (leaf–spine) fabric between the NICs: nodes_per_leaf nodes hang on one leaf switch, which
    * has spine_links uplinks (one per spine), each carrying nodes_per_leaf · nics_per_node · NIC bandwidth /
@@ -49,15 +54,17 @@ export interface Topology {
   nodes: number;
   gpusPerNode: number;
   gpus: number;
-  /** NVLink bytes/s and seconds per message. */
+  /** NVLink achieved bytes/s (line rate · efficiency) and seconds per message. */
   nvlinkBw: number;
   nvlinkLat: number;
-  /** NIC bytes/s per NIC and seconds per message; NICs per node. */
+  /** NIC achieved bytes/s per NIC (line rate · efficiency) and seconds per message; NICs per node. */
   nicBw: number;
   nicLat: number;
   nicsPerNode: number;
   /** Achieved FLOP/s per GPU (tflops · 1e12 · mfu). */
   flops: number;
+  /** Seconds every all-to-all phase costs besides its links (absent: 0). */
+  phaseOverhead?: number;
   /** Leaf–spine fabric (src/sim/topology_routing.ts); absent = non-blocking. spineBw: bytes/s per uplink and direction. */
   fabric?: { nodesPerLeaf: number; spineLinks: number; spineBw: number };
 }
@@ -87,18 +94,19 @@ export function toTopology(c: TopologyConfig): Topology {
   if (c.gpus_per_node % nics !== 0) throw new Error(`inter_node.nics_per_node ${nics} does not divide gpus_per_node ${c.gpus_per_node}`);
   const f = c.fabric;
   if (f && c.nodes % f.nodes_per_leaf !== 0) throw new Error(`fabric.nodes_per_leaf ${f.nodes_per_leaf} does not divide nodes ${c.nodes}`);
-  const nicBw = (c.inter_node.bandwidth_Gbit_per_s * 1e9) / 8;
+  const nicBw = (c.inter_node.bandwidth_Gbit_per_s * 1e9 * c.inter_node.efficiency) / 8;
   return {
     name: c.name,
     nodes: c.nodes,
     gpusPerNode: c.gpus_per_node,
     gpus: c.nodes * c.gpus_per_node,
-    nvlinkBw: c.intra_node.bandwidth_GB_per_s * 1e9,
+    nvlinkBw: c.intra_node.bandwidth_GB_per_s * 1e9 * c.intra_node.efficiency,
     nvlinkLat: c.intra_node.latency_us * 1e-6,
     nicBw,
     nicLat: c.inter_node.latency_us * 1e-6,
     nicsPerNode: nics,
     flops: c.gpu.tflops * 1e12 * c.gpu.mfu,
+    phaseOverhead: c.phase_overhead_us * 1e-6,
     ...(f ? { fabric: { nodesPerLeaf: f.nodes_per_leaf, spineLinks: f.spine_links, spineBw: (f.nodes_per_leaf * nics * nicBw) / (f.spine_links * f.oversubscription) } } : {}),
   };
 }
