@@ -50,6 +50,11 @@ describe('export hf (Mixtral)', () => {
     expect(res.step).toBe(7);
     expect(res.parameters).toBe(model.numParams());
     expect(fs.readdirSync(path.join(dir, 'hf')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json']);
+    // transformers 5 validates these as floats: an integral value must carry a decimal point
+    const text = fs.readFileSync(path.join(dir, 'hf', 'config.json'), 'utf8');
+    expect(text).toMatch(/"router_jitter_noise": 0\.0,/);
+    expect(text).toMatch(/"rope_theta": 10000\.0,/);
+    expect(text).toMatch(/"num_local_experts": 4,/);
     const prompts = ['The expert', 'load is balanced.', 'Zürich → 東京'].map((s) => Array.from(new TextEncoder().encode(s)));
     const ours = prompts.map((ids) => tf.tidy(() => {
       const x = Int32Array.from(ids);

@@ -39,6 +39,16 @@ export function mixtralMismatches(cfg: Config): string[] {
   return why;
 }
 
+/** Fields transformers validates as floats: JSON has one number type, so an integral value must be written "0.0". */
+const FLOAT_FIELDS = ['rms_norm_eps', 'rope_theta', 'attention_dropout', 'router_jitter_noise', 'router_aux_loss_coef'];
+
+/** config.json text with FLOAT_FIELDS always carrying a decimal point (transformers 5 rejects `"router_jitter_noise": 0`). */
+export function configJsonText(config: Record<string, unknown>): string {
+  const lines = JSON.stringify(config, null, 2).split('\n');
+  return lines.map((line) => line.replace(/^(\s*"(\w+)": )(-?\d+)(,?)$/, (m, head: string, key: string, n: string, comma: string) =>
+    (FLOAT_FIELDS.includes(key) ? `${head}${n}.0${comma}` : m))).join('\n') + '\n';
+}
+
 /** Mixtral's config.json for our config and vocabulary. */
 export function mixtralConfig(cfg: Config, vocab: number): Record<string, unknown> {
   const m = cfg.fine_grained;

@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig } from '../config.ts';
 import { readSafetensorsFile, writeSafetensorsAtomic, type SafeTensor } from '../io/safetensors.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { listCheckpoints } from '../train/checkpoint.ts';
-import { byteTokenizerJson, mixtralConfig, mixtralMismatches, mixtralTensors, type PlainTensor } from './hf.ts';
+import { byteTokenizerJson, configJsonText, mixtralConfig, mixtralMismatches, mixtralTensors, type PlainTensor } from './hf.ts';
 
 export interface HfExport {
   outDir: string;
@@ -54,7 +54,7 @@ export function exportHfRun(runDir: string, outDir: string): HfExport {
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   try {
-    writeJsonAtomic(path.join(tmp, 'config.json'), mixtralConfig(cfg, vocab));
+    writeFileAtomic(path.join(tmp, 'config.json'), configJsonText(mixtralConfig(cfg, vocab)));
     writeSafetensorsAtomic(path.join(tmp, 'model.safetensors'), out, { format: 'pt' });
     if (tok.type === 'byte') writeJsonAtomic(path.join(tmp, 'tokenizer.json'), byteTokenizerJson());
     writeJsonAtomic(path.join(tmp, 'generation_config.json'), { do_sample: true, temperature: 0.8, top_k: 40 });
