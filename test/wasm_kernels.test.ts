@@ -42,6 +42,34 @@ describe('wasm fast kernels vs the cpu backend', () => {
     });
   });
 
+  it('BatchMatMul with a batch: every transpose combination, rank 3 and 4, broadcast and batch-1 fallbacks', async () => {
+    const r = (shape: number[], seed: number) => tf.tensor(randomArray(shape.reduce((a, b) => a * b, 1), seed), shape);
+    const out = await sameOnBoth(() => [
+      tf.matMul(r([3, 5, 4], 1), r([3, 4, 6], 2)),
+      tf.matMul(r([3, 4, 5], 3), r([3, 4, 6], 4), true, false),
+      tf.matMul(r([3, 5, 4], 5), r([3, 6, 4], 6), false, true),
+      tf.matMul(r([3, 4, 5], 7), r([3, 6, 4], 8), true, true),
+      tf.matMul(r([2, 3, 7, 8], 9), r([2, 3, 8, 5], 10)), // attention's [B, H, L, hd] shape
+      tf.matMul(r([2, 3, 7, 8], 11), r([1, 3, 8, 5], 12)), // broadcast batch: the backend's own kernel
+      tf.matMul(r([1, 7, 8], 13), r([1, 8, 5], 14)), // batch 1: the backend's own kernel
+      tf.matMul(r([4, 0, 3], 15), r([4, 3, 2], 16)), // empty
+    ]);
+    // one entry by hand: [1,2;3,4]·[5;6] per batch entry, the second entry doubled
+    const hand = await on('wasm', () => tf.matMul(tf.tensor3d([1, 2, 3, 4, 2, 4, 6, 8], [2, 2, 2]), tf.tensor3d([5, 6, 5, 6], [2, 2, 1])));
+    expect(hand[0]).toEqual([17, 39, 34, 78]);
+    expect(out[4].length).toBe(2 * 3 * 7 * 5);
+  });
+
+  it('BatchMatMul with a batch: gradients equal the cpu backend\'s', async () => {
+    const f = () => {
+      const a = tf.tensor(randomArray(2 * 3 * 4 * 5, 21), [2, 3, 4, 5]);
+      const b = tf.tensor(randomArray(2 * 3 * 5 * 6, 22), [2, 3, 5, 6]);
+      const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y))));
+      return g([a, b]);
+    };
+    await sameOnBoth(f);
+  });
+
   it('Unpack and SplitV on every axis', async () => {
     const x = () => tf.tensor(randomArray(3 * 4 * 5, 4), [3, 4, 5]);
     await sameOnBoth(() => [...tf.unstack(x(), 0), ...tf.unstack(x(), 1), ...tf.unstack(x(), 2)]);

@@ -6,6 +6,7 @@
  * kernels copy rows with typed-array views instead. Registered once on import (idempotent).
  */
 import * as tf from '@tensorflow/tfjs';
+import { makeBatchMatMulKernel } from './wasm_batch_matmul.ts';
 
 /** The slice of BackendWasm we use: heap views and heap-allocated outputs. */
 export interface WasmBackendLike {
@@ -144,6 +145,8 @@ export function registerWasmFastKernels(): void {
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc, setupFunc });
   };
   const gather = tf.getKernel('GatherV2', 'wasm');
+  const matmul = tf.getKernel('BatchMatMul', 'wasm');
+  if (matmul) replace('BatchMatMul', makeBatchMatMulKernel(matmul.kernelFunc), matmul.setupFunc); // the 2D calls need its wasm setup
   replace('Slice', sliceKernel);
   replace('Unpack', unpackKernel);
   replace('SplitV', splitVKernel);
