@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { it, expect } from 'vitest';
 import { gatherRows } from '../src/ops/gather_rows.ts';
 import { scatterRows } from '../src/ops/scatter_rows.ts';
+import { crossEntropy } from '../src/ops/cross_entropy.ts';
 import { describeBackends, expectClose, finiteDiff, randomArray } from './helpers.ts';
 
 describeBackends('gatherRows / scatterRows', () => {
@@ -74,5 +75,27 @@ describeBackends('BatchMatMul gradient (explicit transposes)', () => {
       expectClose(ga.dataSync(), Array.from(fa), 2e-3, 2e-3);
       expectClose(gb.dataSync(), Array.from(fb), 2e-3, 2e-3);
     }
+  });
+});
+
+describeBackends('crossEntropy (fused gradient)', () => {
+  it('value equals a float64 reference and the gradient equals finite differences', () => {
+    const N = 5, V = 7;
+    const z0 = randomArray(N * V, 41).map((v) => v * 3);
+    const y = Int32Array.from([0, 6, 3, 3, 1]);
+    // reference: (1/N) Σ_n [log Σ_v exp z_nv − z_n,y_n] in float64
+    let ref = 0;
+    for (let n = 0; n < N; n++) {
+      const row = Array.from(z0.slice(n * V, (n + 1) * V));
+      const m = Math.max(...row);
+      ref += m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0)) - row[y[n]];
+    }
+    ref /= N;
+    const f = (z: Float32Array) => tf.tidy(() => crossEntropy(tf.tensor2d(z, [N, V]), y).dataSync()[0]);
+    expect(Math.abs(f(z0.slice()) - ref)).toBeLessThan(1e-5);
+    // scaled by 2 downstream, so dy ≠ 1 reaches the gradient
+    const g = tf.grad((z: tf.Tensor) => tf.mul(crossEntropy(z as tf.Tensor2D, y), 2))(tf.tensor2d(z0, [N, V]));
+    const fd = finiteDiff((z) => 2 * f(z), z0.slice(), 1e-2);
+    expectClose(g.dataSync(), fd, 2e-3, 2e-2);
   });
 });

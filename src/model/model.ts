@@ -10,10 +10,12 @@ import { denseHidden, type Config } from '../config/schema.ts';
 import { ffn, initVariable, type Activation } from '../moe/experts.ts';
 import { MoELayer, type AuxLossName, type ForwardContext, type MoEConfig, type MoEOutput } from '../moe/layer.ts';
 import { gatherRows } from '../ops/gather_rows.ts';
-import { takeAlongRows } from '../ops/take_along_rows.ts';
+import { crossEntropy } from '../ops/cross_entropy.ts';
 import type { Rng } from '../rng.ts';
 import type { RouterConfig } from '../router/route.ts';
 import { causalMask, causalSelfAttention, rmsNorm, ropeTables } from './blocks.ts';
+
+export { crossEntropy };
 
 /** The layer's router config from the run config's `router` section. */
 export function routerFromConfig(cfg: Config): RouterConfig {
@@ -207,9 +209,3 @@ export class MoEModel {
   }
 }
 
-/** Mean token cross-entropy: (1/N) Σ_n [logsumexp(logits_n) − logits_n[target_n]]  (nats). */
-export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
-  const N = logits.shape[0];
-  const picked = takeAlongRows(logits, tf.tensor2d(targets, [N, 1], 'int32')); // [N, 1]
-  return tf.mean(tf.sub(tf.logSumExp(logits, 1, true), picked)) as tf.Scalar;
-}
