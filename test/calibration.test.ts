@@ -13,7 +13,7 @@ import { hierarchicalTime } from '../src/sim/cost.ts';
 import { sampledGroupLimitedTraffic } from '../src/sim/sampled_traffic.ts';
 import { parseYaml, TopologySchema, toTopology } from '../src/sim/topology.ts';
 import { layerTraffic, trivialPlacement } from '../src/sim/traffic.ts';
-import { fitTopK } from '../src/sim/routing.ts';
+import { fitTopK } from '../src/plan/topk_model.ts';
 
 const PUBLISHED = 'configs/calibration/published.yaml';
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.ts';
-import { configToYaml, parseConfig, type Config } from '../src/config.ts';
+import { configToYaml, parseConfig, type Config } from '../src/config/load.ts';
 import { mixtralMismatches } from '../src/export/hf.ts';
 import { exportHfRun } from '../src/export/hf_run.ts';
 import { writeSafetensorsAtomic } from '../src/io/safetensors.ts';

@@ -10,7 +10,7 @@
  * transposed. Experts are written per expert (`experts.{e}.w1.weight` …), the layout of Mixtral's released
  * checkpoints, which transformers 4 loads as is and transformers 5 fuses on load.
  */
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 
 /** A tensor as plain data: row-major elements and shape. */
 export interface PlainTensor {

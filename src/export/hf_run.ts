@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig } from '../config.ts';
+import { loadConfig } from '../config/load.ts';
 import { readSafetensorsFile, writeSafetensorsAtomic, type SafeTensor } from '../io/safetensors.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { listCheckpoints } from '../train/checkpoint.ts';

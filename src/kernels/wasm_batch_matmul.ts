@@ -6,10 +6,14 @@
  * products are slow too). Broadcast batches and batch 1 go to the backend's own kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WasmBackendLike } from './wasm_fast.ts';
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs?: Record<string, unknown> };
-interface WasmBackendFull extends WasmBackendLike { disposeData(dataId: object): boolean }
+/** The slice of BackendWasm used here: heap views, heap-allocated outputs, and freeing them. */
+interface WasmBackendFull {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: object): boolean;
+}
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
