@@ -47,23 +47,23 @@ describe('field errors: path, bad value, allowed values', () => {
     expectIssue({ aux_loss: { type: 'z' } }, 'aux_loss.type', '"z"', 'none | switch | kl | cv2 | variance | sequence | group');
   });
   it('wrong type: string for a number, number for a boolean, null where null is not allowed', () => {
-    expectIssue({ dim: '64' }, 'dim', 'got "64"', 'an integer ≥ 1');
+    expectIssue({ dim: '64' }, 'dim', 'got "64"', 'an integer in 1..');
     expectIssue({ recompute: 1 }, 'recompute', 'got 1', 'true or false');
-    expectIssue({ top_k: null }, 'top_k', 'got null', 'an integer ≥ 1');
+    expectIssue({ top_k: null }, 'top_k', 'got null', 'an integer in 1..');
     expectIssue({ data: { path: 5, source: 'file' } }, 'data.path', 'got 5', 'a file path (string) or null');
   });
   it('negative, zero and non-integer numbers', () => {
     expectIssue({ z_loss_weight: -1 }, 'z_loss_weight', 'got -1', 'a number ≥ 0');
     expectIssue({ lr: 0 }, 'lr', 'got 0', 'a number > 0');
-    expectIssue({ steps: 10.5 }, 'steps', 'got 10.5', 'an integer ≥ 1');
-    expectIssue({ shared_experts: -1 }, 'shared_experts', 'got -1', 'an integer ≥ 0');
-    expectIssue({ capacity_factor: -2 }, 'capacity_factor', 'got -2', 'a number > 0 or null');
+    expectIssue({ steps: 10.5 }, 'steps', 'got 10.5', 'an integer in 1..');
+    expectIssue({ shared_experts: -1 }, 'shared_experts', 'got -1', 'an integer in 0..');
+    expectIssue({ capacity_factor: -2 }, 'capacity_factor', 'got -2', 'a number in (0, 1024] or null');
   });
   it('numbers outside closed, open and half-open ranges', () => {
     expectIssue({ beta2: 1 }, 'beta2', 'got 1', 'a number in [0, 1)');
     expectIssue({ data: { val_fraction: 0.6 } }, 'data.val_fraction', 'got 0.6', 'a number in (0, 0.5]');
     expectIssue({ min_lr_ratio: 1.5 }, 'min_lr_ratio', 'got 1.5', 'a number in [0, 1]');
-    expectIssue({ data: { bpe_vocab: 256 } }, 'data.bpe_vocab', 'got 256', 'an integer ≥ 257');
+    expectIssue({ data: { bpe_vocab: 256 } }, 'data.bpe_vocab', 'got 256', 'an integer in 257..');
   });
   it('a section that is not a mapping, and a config that is not one', () => {
     expectIssue({ router: 'topk' }, 'router', 'got "topk"', 'a mapping of router fields');
@@ -210,13 +210,15 @@ describe('files', () => {
     const err = configError(() => loadConfig(writeTmp('lr: .inf\nweight_decay: .nan\nsteps: "100"\n')));
     expect(err.message).toContain('lr (line 1): got Infinity; expected a number > 0');
     expect(err.message).toContain('weight_decay (line 2): got NaN; expected a number ≥ 0');
-    expect(err.message).toContain('steps (line 3): got "100"; expected an integer ≥ 1');
+    expect(err.message).toContain('steps (line 3): got "100"; expected an integer in 1..1000000000');
   });
   it('a top-level list is named as such', () => {
     expect(configError(() => loadConfig(writeTmp('- 1\n- 2\n'))).message).toContain('(top level): got a list ([1,2]); expected a mapping of config fields');
   });
-  it('an empty file is the default config', () => {
-    expect(loadConfig(writeTmp('# nothing\n'))).toEqual(DEFAULT_CONFIG);
+  it('an empty file is an error, not the default config (a config torn to 0 bytes must not train on defaults)', () => {
+    expect(configError(() => loadConfig(writeTmp(''))).message).toContain('the file is empty');
+    expect(configError(() => loadConfig(writeTmp('# nothing\n'))).message).toContain('the file is empty');
+    expect(loadConfig(writeTmp('{}\n'))).toEqual(DEFAULT_CONFIG);
   });
   it('the shipped configs load and hold what they promise', () => {
     const tiny = loadConfig('configs/tiny.yaml');

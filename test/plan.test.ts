@@ -236,8 +236,19 @@ describe('plan CLI', () => {
       fails(['--load', join(dir, 'missing.json'), '--replicas', '16', '--gpus', '8', '--out', out], /load file not found: .*missing\.json/),
       fails(['--load', ragged, '--replicas', '16', '--gpus', '8', '--out', out], /ragged\.json\[1\] has 2 entries, expected 3 \(ragged rows\)/),
       fails(['--load', ok, '--replicas', '8', '--gpus', '8', '--out', out], /--replicas 8 < 12 experts/),
-      fails(['--load', ok, '--replicas', '16', '--gpus', 'x', '--out', out], /--gpus "x" must be a positive integer/),
+      fails(['--load', ok, '--replicas', '16', '--gpus', 'x', '--out', out], /--gpus "x": allowed an integer in 1\.\.65536/),
       fails(['--load', ok, '--replicas', '16', '--gpus', '8', '--method', 'magic', '--out', out], /--method "magic" must be eplb or best/),
+    ]);
+    // sizes: bounded before any work, overflow to Infinity refused, nodes must split the GPUs, top-k within the experts
+    const trace = join(dir, 'trace.jsonl');
+    writeFileSync(trace, `${JSON.stringify({ step: 0, block: 'decoder', layer: 0, rank: 0, num_tokens: 1, topk: 1, top_indices: [[1e9]] })}\n`);
+    await Promise.all([
+      fails(['--load', ok, '--replicas', '1e308', '--gpus', '8', '--out', out], /--replicas "1e308": allowed an integer in 1\.\.65536/),
+      fails(['--load', ok, '--replicas', '16', '--gpus', '3e8', '--out', out], /--gpus "3e8": allowed an integer in 1\.\.65536/),
+      fails(['--load', ok, '--replicas', '16', '--gpus', '4', '--nodes', '3', '--out', out], /--nodes 3 does not divide --gpus 4/),
+      fails(['--load', ok, '--replicas', '16', '--gpus', '8', '--top-k', '13', '--out', out], /--top-k 13 exceeds the 12 experts/),
+      fails(['--load', trace, '--experts', '1e9', '--replicas', '16', '--gpus', '8', '--out', out], /--experts "1e9": allowed an integer in 1\.\.16384/),
+      fails(['--load', trace, '--replicas', '16', '--gpus', '8', '--out', out], /holds 1000000000, not an expert id below 16384/),
     ]);
   }, 60_000);
 });

@@ -4,7 +4,7 @@
  * cells, final shares, per-rank EP means, compare bars, per-GPU loads of a plan, simulate time breakdown),
  * min/max downsampling by hand, and the --text view. Pure JS, no tensors: no describeBackends.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -257,7 +257,7 @@ describe('report of compare, plan and simulate output', () => {
 
   it('plan: per-GPU load before (round-robin) and after placement, ÷ mean GPU load', async () => {
     const planFile = path.join(planDir, 'plan.json');
-    const out = await writeReport(planFile);
+    const out = await writeReport(planFile, { load: path.join(planDir, 'load.json') });
     expect(out).toBe(path.join(planDir, 'plan.report.html'));
     const html = fs.readFileSync(out, 'utf8');
     expectSelfContained(html);
@@ -282,13 +282,32 @@ describe('report of compare, plan and simulate output', () => {
     expect(textReport(planFile)).toContain('plan (best)');
   });
 
-  it('plan without its load file: placement charts only, with a note', async () => {
+  it('plan without --load: placement charts only, with a note; the path inside the plan is never opened', async () => {
     const plan = JSON.parse(fs.readFileSync(path.join(planDir, 'plan.json'), 'utf8'));
-    const moved = path.join(tmp, 'moved-plan.json');
-    fs.writeFileSync(moved, JSON.stringify({ ...plan, source: { ...plan.source, file: path.join(tmp, 'gone.json') } }));
-    const html = fs.readFileSync(await writeReport(moved), 'utf8');
-    expect(html).toContain('not found: per-GPU loads are not shown');
+    // source.file names a real, readable load file: a report that followed it would draw per-GPU loads
+    expect(fs.existsSync(plan.source.file)).toBe(true);
+    const html = fs.readFileSync(await writeReport(path.join(planDir, 'plan.json'), { out: path.join(tmp, 'noload.html') }), 'utf8');
+    expect(html).toContain('pass the load file the plan was made from with --load FILE');
     expect(pageData(html).charts.map((c) => c.id)).toEqual(['plan-bal', 'plan-internode']);
+    // a FIFO named inside the plan would hang a report that opened it
+    const fifo = path.join(tmp, 'plan-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const hostile = path.join(tmp, 'hostile-plan.json');
+    fs.writeFileSync(hostile, JSON.stringify({ ...plan, source: { ...plan.source, file: fifo } }));
+    expect(pageData(fs.readFileSync(await writeReport(hostile), 'utf8')).charts.map((c) => c.id)).toEqual(['plan-bal', 'plan-internode']);
+  });
+
+  it('plan and metrics sizes are bounded before anything is allocated', async () => {
+    const plan = JSON.parse(fs.readFileSync(path.join(planDir, 'plan.json'), 'utf8'));
+    const big = path.join(tmp, 'big-plan.json');
+    fs.writeFileSync(big, JSON.stringify({ ...plan, numGpus: 3e8 }));
+    await expect(writeReport(big)).rejects.toThrow(/plan field numGpus = 300000000; allowed an integer in 1\.\.65536/);
+    const runDir = path.join(tmp, 'ep-run');
+    fs.mkdirSync(runDir, { recursive: true });
+    const rec = { step: 1, loss: 1, aux: {}, lr: 1e-3, grad_norm: 1, tokens_per_s: 1, expert_load: [[1, 2]], dropped: [0], load_cv: 0, max_load_share: 0.5, maxvio: 0, router_entropy: 0.6,
+      ep: [{ rank: 1e9, compute_ms: 1, comm_ms: 1, idle_ms: 0 }] };
+    fs.writeFileSync(path.join(runDir, 'metrics.jsonl'), `${JSON.stringify(rec)}\n`);
+    await expect(writeReport(runDir)).rejects.toThrow(/ep\[\]\.rank = 1000000000; allowed an integer in 0\.\.1023/);
   });
 
   it('simulate: time breakdown per strategy is the mean over layers, in ms', async () => {

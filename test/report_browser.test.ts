@@ -19,6 +19,7 @@ import { recommend, runSweep } from '../src/sim/sweep.ts';
 import { readTopology } from '../src/sim/topology.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
+const HOSTILE_METHODS = ['@fmt:heat', '@fmt:constructor', '{b}{c}<img src=x onerror="window.__pwned=1">'];
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-report-browser-'));
 const shots = path.join(tmp, 'screenshots');
@@ -49,7 +50,15 @@ beforeAll(async () => {
     format: 'switchyard-plan', version: 1, ...r, source: { file: path.join(tmp, 'load.json'), format: 'matrix', notes: [] },
     numLogicalExperts: 12, numReplicas: 16, numGroups: 4, numNodes: 2, numGpus: 8, layers: [0, 1],
   }));
-  pages.plan = await writeReport(path.join(tmp, 'plan.json'));
+  pages.plan = await writeReport(path.join(tmp, 'plan.json'), { load: path.join(tmp, 'load.json') });
+
+  // method names that look like the page's formatter references or ECharts templates are data, shown as text
+  const hostile = path.join(tmp, 'cmp-hostile');
+  fs.mkdirSync(hostile, { recursive: true });
+  fs.writeFileSync(path.join(hostile, 'compare.json'), JSON.stringify({ methods: HOSTILE_METHODS.map((method, i) => ({
+    method, final_loss: 2.3 - 0.02 * i, final_loss_std: null, load_cv: 0.6 / (i + 1), max_load_share: 0.3, maxvio: 1, dropped_fraction: 0, dead_experts: 0, step_time_ratio: 1,
+  })) }));
+  pages.hostile = await writeReport(hostile);
 
   const topo = await readTopology('configs/topology-tiny.yaml');
   const shape = await readModelShape('configs/sim-model-switch.yaml', { experts: 12, top_k: 2 });
@@ -151,6 +160,23 @@ describe('report pages in headless Chromium', () => {
       }
     });
   }
+
+  it('compare: method names that look like formatters or templates render as plain text', async () => {
+    const { page, problems } = await open(pages.hostile);
+    try {
+      const state = await page.evaluate(() => ({ errors: (window as any).__switchyard.errors as string[], pwned: (window as any).__pwned }));
+      expect(state.errors).toEqual([]);
+      expect(state.pwned).toBeUndefined();
+      const labels = await page.evaluate(() => {
+        const chart = (window as any).echarts.getInstanceByDom(document.getElementById('chart-cmp-tradeoff'));
+        return chart.getOption().series.map((s: { name: string; label: { formatter: (p: unknown) => string } }) => s.label.formatter({ seriesName: s.name }));
+      });
+      expect(labels).toEqual(HOSTILE_METHODS);
+      expect(problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
 
   it('run: the layer selector redraws the heatmap and final shares; the heatmap tooltip names the cell', async () => {
     const { page, problems } = await open(pages.run);

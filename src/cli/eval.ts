@@ -12,6 +12,11 @@ import { Rng } from '../rng.ts';
 import { evaluate } from '../train/evaluate.ts';
 import { openTrainer } from '../train/run.ts';
 import type { Trainer } from '../train/step.ts';
+import { readRegularText } from '../io/regular_file.ts';
+
+/** Largest prompt file, bytes; most tokens one generate call samples. */
+const MAX_PROMPT_BYTES = 16 * 1024 * 1024;
+const MAX_GENERATE_TOKENS = 1_000_000;
 
 /** A trainer restored from the newest checkpoint of a run folder. */
 export async function openRun(runDir: string, sets: string[] = []): Promise<{ cfg: Config; trainer: Trainer; step: number }> {
@@ -44,23 +49,27 @@ export function register(program: Command): void {
   program.command('generate')
     .description('sample text from a trained language model')
     .argument('<run_dir>', 'a folder written by `switchyard train`')
-    .requiredOption('--prompt <text>', 'text to continue')
+    .option('--prompt <text>', 'text to continue')
+    .option('--prompt-file <file>', 'read the prompt from a UTF-8 text file (for prompts past the argument-length limit)')
     .option('--tokens <n>', 'tokens to sample', '200')
     .option('--temperature <t>', 'softmax temperature (0 = greedy)', '0.8')
     .option('--top-k <k>', 'sample among the k most likely tokens', '40')
     .option('--seed <n>', 'sampling seed', '0')
-    .action(async (runDir: string, o: { prompt: string; tokens: string; temperature: string; topK: string; seed: string }) => {
-      const num = (v: string, name: string, min: number) => {
+    .action(async (runDir: string, o: { prompt?: string; promptFile?: string; tokens: string; temperature: string; topK: string; seed: string }) => {
+      const num = (v: string, name: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
         const n = Number(v);
-        if (!Number.isFinite(n) || n < min) throw new Error(`generate: --${name} must be a number ≥ ${min}, got '${v}'`);
+        if (!Number.isFinite(n) || n < min || n > max) throw new Error(`generate: --${name} must be a number in ${min}..${max}, got '${v.slice(0, 40)}'`);
         return n;
       };
+      if ((o.prompt === undefined) === (o.promptFile === undefined)) throw new Error('generate: give exactly one of --prompt TEXT or --prompt-file FILE');
+      const text = o.promptFile !== undefined ? readRegularText(o.promptFile, MAX_PROMPT_BYTES, 'prompt file') : o.prompt!;
+      const maxTokens = Math.floor(num(o.tokens, 'tokens', 1, MAX_GENERATE_TOKENS));
       const { trainer } = await openRun(runDir);
       if (!trainer.data.tokenizer) throw new Error(`${runDir}: model_type ${trainer.cfg.model_type} does not generate text`);
       const tok = trainer.data.tokenizer;
-      const prompt = encode(tok, o.prompt);
+      const prompt = encode(tok, text);
       const ids = generateTokens(trainer.model, prompt, {
-        maxTokens: Math.floor(num(o.tokens, 'tokens', 1)), temperature: num(o.temperature, 'temperature', 0), topK: Math.floor(num(o.topK, 'top-k', 1)),
+        maxTokens, temperature: num(o.temperature, 'temperature', 0), topK: Math.floor(num(o.topK, 'top-k', 1)),
       }, new Rng(Math.floor(num(o.seed, 'seed', 0))));
       console.log(decode(tok, ids));
       trainer.dispose();

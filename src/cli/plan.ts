@@ -8,16 +8,26 @@ import { readLoadFile } from '../plan/load_formats.ts';
 import { toSglang, toVllm, type PlacementFormat } from '../plan/placement_io.ts';
 import { planPlacement, summary, type PlanMethod, type PlanReport } from '../plan/planner.ts';
 import { fix, formatTable } from '../report/terminal.ts';
+import { MAX_EXPERTS, MAX_GPUS, MAX_MATRIX_CELLS, MAX_NODES, MAX_SLOTS, MAX_TOP_K } from '../limits.ts';
 
-/** Parses a positive integer flag, naming the flag on error. */
-export function intFlag(v: string | undefined, flag: string, fallback?: number): number {
+/** Parses a positive integer flag up to `max`, naming the flag, the value and the bound on error. */
+export function intFlag(v: string | undefined, flag: string, fallback: number | undefined, max: number): number {
   if (v === undefined) {
     if (fallback === undefined) throw new Error(`${flag} is required`);
     return fallback;
   }
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} ${JSON.stringify(v)} must be a positive integer`);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`${flag} ${JSON.stringify(v).slice(0, 40)}: allowed an integer in 1..${max}`);
   return n;
+}
+
+/** Cross-checks of plan's sizes, before any planning work: GPUs split into nodes, groups and top-k within the experts. */
+export function checkPlanSizes(s: { layers: number; experts: number; replicas: number; gpus: number; nodes: number; groups: number; topK: number }): void {
+  if (s.nodes > s.gpus || s.gpus % s.nodes !== 0) throw new Error(`--nodes ${s.nodes} does not divide --gpus ${s.gpus}: every node holds the same number of GPUs`);
+  if (s.replicas % s.gpus !== 0) throw new Error(`--replicas ${s.replicas} is not a multiple of --gpus ${s.gpus}: every GPU holds the same number of slots`);
+  if (s.groups > s.experts || s.experts % s.groups !== 0) throw new Error(`--groups ${s.groups} does not divide the ${s.experts} experts`);
+  if (s.topK > s.experts) throw new Error(`--top-k ${s.topK} exceeds the ${s.experts} experts`);
+  if (s.layers * s.replicas > MAX_MATRIX_CELLS) throw new Error(`${s.layers} layers × --replicas ${s.replicas} = ${s.layers * s.replicas} slots, above the bound ${MAX_MATRIX_CELLS}`);
 }
 
 interface PlanFlags {
@@ -69,15 +79,18 @@ export function register(program: Command): void {
       if (method !== 'eplb' && method !== 'best') throw new Error(`--method ${JSON.stringify(f.method)} must be eplb or best`);
       const format = f.format as PlacementFormat;
       if (!['json', 'sglang', 'vllm'].includes(format)) throw new Error(`--format ${JSON.stringify(f.format)} must be json, sglang or vllm`);
-      const numReplicas = intFlag(f.replicas, '--replicas');
-      const numGpus = intFlag(f.gpus, '--gpus');
-      const numGroups = intFlag(f.groups, '--groups', 1);
-      const numNodes = intFlag(f.nodes, '--nodes', 1);
-      const numExperts = f.experts === undefined ? undefined : intFlag(f.experts, '--experts');
+      const numReplicas = intFlag(f.replicas, '--replicas', undefined, MAX_SLOTS);
+      const numGpus = intFlag(f.gpus, '--gpus', undefined, MAX_GPUS);
+      const numGroups = intFlag(f.groups, '--groups', 1, MAX_EXPERTS);
+      const numNodes = intFlag(f.nodes, '--nodes', 1, MAX_NODES);
+      const numExperts = f.experts === undefined ? undefined : intFlag(f.experts, '--experts', undefined, MAX_EXPERTS);
+      const flagTopK = f.topK === undefined ? undefined : intFlag(f.topK, '--top-k', undefined, MAX_TOP_K);
+      if (numNodes > numGpus || numGpus % numNodes !== 0) throw new Error(`--nodes ${numNodes} does not divide --gpus ${numGpus}: every node holds the same number of GPUs`);
       const load = await readLoadFile(f.load, { numExperts });
       const E = load.weight[0].length;
       if (numReplicas < E) throw new Error(`--replicas ${numReplicas} < ${E} experts in ${f.load}: every expert needs a slot`);
-      const topK = f.topK !== undefined ? intFlag(f.topK, '--top-k') : load.topK ?? 8;
+      const topK = flagTopK ?? Math.min(load.topK ?? 8, E);
+      checkPlanSizes({ layers: load.weight.length, experts: E, replicas: numReplicas, gpus: numGpus, nodes: numNodes, groups: numGroups, topK });
       const report = planPlacement(load.weight, { numReplicas, numGroups, numNodes, numGpus, method, topK, keepNodes: !f.crossNode });
       const out = format === 'sglang' ? toSglang(report.phy2log, load.layerIds, E)
         : format === 'vllm' ? toVllm(report.phy2log, E)

@@ -13,8 +13,15 @@
  */
 import type { Config } from './schema.ts';
 import type { ConfigIssue } from './errors.ts';
+import { MAX_TRAIN_BYTES, showBytes } from '../limits.ts';
 
-const divisors = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
+/** Divisors of n in increasing order (O(√n) work, never an array of length n). */
+function divisors(n: number): number[] {
+  const lo: number[] = [];
+  const hi: number[] = [];
+  for (let d = 1; d * d <= n; d++) if (n % d === 0) { lo.push(d); if (d * d !== n) hi.unshift(n / d); }
+  return [...lo, ...hi];
+}
 const list = (xs: number[]) => (xs.length > 12 ? `${xs.slice(0, 12).join(', ')}, ...` : xs.join(', '));
 const TOKEN_DROP_POLICIES = 'drop-position | drop-probability | reroute | pad';
 
@@ -107,5 +114,45 @@ export function crossChecks(c: Config): ConfigIssue[] {
   if (b.sparse_accumulation.enabled && c.grad_accum_steps === 1) {
     bad('balance.sparse_accumulation.enabled', 'sparse expert gradient accumulation needs grad_accum_steps > 1 (it counts the micro-batches each expert was active in); got grad_accum_steps = 1');
   }
+  if (out.length === 0) {
+    const m = trainingMemory(c);
+    if (m.total > MAX_TRAIN_BYTES) {
+      bad('', `this model needs about ${showBytes(m.total)} to train (${m.params.toExponential(2)} parameters × 16 bytes for weights, gradients and AdamW moments = ${showBytes(m.params * 16)}, plus about ${showBytes(m.activations)} of activations per micro-batch), above the ${showBytes(MAX_TRAIN_BYTES)} bound (the wasm heap); ` +
+        `lower expert_num = ${c.expert_num}, expert_hidden = ${c.expert_hidden}, dim = ${c.dim}, layers = ${c.layers}, batch_size = ${c.batch_size} or seq_len = ${c.seq_len}`);
+    }
+  }
   return out;
+}
+
+/**
+ * Rough training memory of a valid config, bytes: params·16 (weights, gradients, AdamW m and v, fp32) plus the
+ * activations of one micro-batch kept for backward (×2 for their gradients). An estimate to refuse configs that
+ * cannot fit long before tfjs tries to allocate them; it is not a measurement.
+ */
+export function trainingMemory(c: Config): { params: number; activations: number; total: number } {
+  const lm = c.model_type === 'moe_llama';
+  const D = c.dim;
+  const E = c.expert_num * c.fine_grained;
+  const k = c.top_k * c.fine_grained;
+  const H = c.expert_hidden / c.fine_grained;
+  const w = c.activation === 'swiglu' ? 3 : 2;
+  const V = !lm ? 0 : c.data.tokenizer === 'bpe' ? c.data.bpe_vocab : 256;
+  const B = c.batch_size;
+  const L = c.seq_len;
+  const T = B * L;
+  const dense = c.dense_hidden ?? (c.top_k + c.shared_experts) * c.expert_hidden;
+  let params = lm ? 2 * V * D + D + (c.positions === 'learned' ? L * D : 0) : 0;
+  let acts = lm ? 3 * T * V : 2 * T * D;
+  for (let i = 0; i < c.layers; i++) {
+    if (lm) { params += 4 * D * D + 2 * D; acts += 12 * T * D + 2 * B * c.heads * L * L; }
+    if (!lm || i % c.moe_every === 0) {
+      params += D * E + E * w * D * H + c.shared_experts * w * D * c.expert_hidden;
+      acts += 4 * T * E + T * k * (3 * H + 2 * D) + c.shared_experts * T * 3 * c.expert_hidden;
+    } else {
+      params += w * D * dense;
+      acts += T * 3 * dense;
+    }
+  }
+  const activations = 2 * 4 * acts;
+  return { params, activations, total: 16 * params + activations };
 }

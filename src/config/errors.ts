@@ -5,6 +5,9 @@
  */
 import type { z } from 'zod';
 
+/** Problems listed one by one in a ConfigError; the rest are counted. */
+export const MAX_LISTED_ISSUES = 20;
+
 /** One problem: the dotted field path ('' for the config as a whole) and what is wrong with it. */
 export interface ConfigIssue {
   path: string;
@@ -137,6 +140,7 @@ export function suggestField(key: string, parent: string, tree: object): string 
 export function fromZodIssues(issues: readonly z.core.$ZodIssue[], input: unknown, tree: object): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const seen = new Set<string>();
+  let more = 0; // problems past the cap: counted, not described (a file of 95k unknown keys stays one screen)
   const push = (i: ConfigIssue) => {
     const key = `${i.path}\n${i.message}`;
     if (!seen.has(key)) { seen.add(key); out.push(i); }
@@ -144,9 +148,13 @@ export function fromZodIssues(issues: readonly z.core.$ZodIssue[], input: unknow
   for (const iss of issues) {
     const parent = iss.path.map(String).join('.');
     if (iss.code === 'unrecognized_keys') {
-      for (const k of iss.keys) push({ path: parent === '' ? k : `${parent}.${k}`, message: `unknown field; ${suggestField(k, parent, tree)}` });
+      for (const k of iss.keys) {
+        if (out.length >= MAX_LISTED_ISSUES) { more++; continue; }
+        push({ path: parent === '' ? k.slice(0, 80) : `${parent}.${k.slice(0, 80)}`, message: `unknown field; ${suggestField(k.slice(0, 80), parent, tree)}` });
+      }
       continue;
     }
+    if (out.length >= MAX_LISTED_ISSUES) { more++; continue; }
     if (iss.code === 'custom' && (iss.params as { cross?: boolean } | undefined)?.cross) {
       push({ path: parent, message: iss.message });
       continue;
@@ -159,5 +167,6 @@ export function fromZodIssues(issues: readonly z.core.$ZodIssue[], input: unknow
     }
     push({ path: parent, message });
   }
+  if (more > 0) out.push({ path: '', message: `and ${more} more problem${more === 1 ? '' : 's'} not listed (the first ${MAX_LISTED_ISSUES} are above)` });
   return out;
 }

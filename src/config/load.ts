@@ -39,7 +39,9 @@ export function loadConfig(path: string, overrides: string[] = []): Config {
     if (e instanceof YamlError) throw new ConfigError([{ path: '', message: e.message }], `config ${path}`);
     throw e;
   }
-  const obj = overrides.length === 0 ? raw ?? {} : applyOverrides(raw ?? {}, overrides);
+  // An empty file is refused, not read as "all defaults": a config torn to 0 bytes must not train silently.
+  if (raw === null) throw new ConfigError([{ path: '', message: 'the file is empty (no settings); write {} to mean every default' }], `config ${path}`);
+  const obj = overrides.length === 0 ? raw : applyOverrides(raw, overrides);
   const fromSet = overridePaths(overrides);
   let lines: ((path: string) => number | undefined) | undefined; // parsed again only if there is an error
   return validate(obj, `config ${path}`, (p) => {

@@ -77,7 +77,7 @@ export function readSafetensorsFile(path: string, opts: Omit<DecodeOptions, 'fil
   requireLittleEndian(path);
   let fd: number | undefined;
   try {
-    fd = fs.openSync(path, 'r');
+    fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0)); // a FIFO must not block the open
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new SafetensorsError(path, undefined, 'not a regular file');
     const size = st.size;

@@ -78,7 +78,7 @@ export function readYamlFile(path: string, opts: YamlOptions = {}): unknown {
   let raw: Buffer;
   let fd: number | undefined;
   try {
-    fd = fs.openSync(path, 'r');
+    fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0)); // a FIFO must not block the open
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new YamlError(path, undefined, undefined, 'not a regular file');
     if (st.size > maxBytes) throw new YamlError(path, undefined, undefined, `config is ${st.size} bytes, above the ${maxBytes}-byte limit`);

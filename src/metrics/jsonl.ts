@@ -6,6 +6,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { readRegularText } from '../io/regular_file.ts';
+import { MAX_EP_RANKS, MAX_EXPERTS, MAX_LAYERS } from '../limits.ts';
+
+/** Largest metrics.jsonl read whole (V8 strings end near 512 MiB). */
+export const MAX_METRICS_BYTES = 480 * 1024 ** 2;
 
 /** Expert-parallel timings of one rank for one step (milliseconds). */
 export interface EpRankTiming {
@@ -152,6 +157,15 @@ function recordError(v: unknown): string | null {
   for (const k of ['lr', 'load_cv', 'max_load_share', 'maxvio', 'router_entropy']) if (!num(k)) return `${k} must be a number, got ${JSON.stringify(r[k])}`;
   if (r.aux === null || typeof r.aux !== 'object' || Array.isArray(r.aux)) return `aux must be an object, got ${JSON.stringify(r.aux)}`;
   if (!Array.isArray(r.expert_load) || !r.expert_load.every((row) => Array.isArray(row))) return 'expert_load must be an array of per-layer arrays';
+  if (r.expert_load.length > MAX_LAYERS) return `expert_load has ${r.expert_load.length} layers, above the bound ${MAX_LAYERS}`;
+  if (r.expert_load.some((row) => (row as unknown[]).length > MAX_EXPERTS)) return `expert_load has a layer of more than ${MAX_EXPERTS} experts (the bound)`;
+  if (r.ep !== undefined) {
+    if (!Array.isArray(r.ep) || r.ep.length > MAX_EP_RANKS) return `ep must be an array of at most ${MAX_EP_RANKS} per-rank timings`;
+    for (const t of r.ep as unknown[]) {
+      const rank = (t as { rank?: unknown } | null)?.rank;
+      if (!Number.isInteger(rank) || (rank as number) < 0 || (rank as number) >= MAX_EP_RANKS) return `ep[].rank = ${JSON.stringify(rank)?.slice(0, 40)}; allowed an integer in 0..${MAX_EP_RANKS - 1}`;
+    }
+  }
   if (!Array.isArray(r.dropped)) return `dropped must be an array (per layer), got ${JSON.stringify(r.dropped)}`;
   return null;
 }
@@ -202,7 +216,7 @@ export function parseMetrics(text: string, source = 'metrics.jsonl'): ParsedMetr
 
 /** Reads metrics.jsonl: tolerant of a torn last line (a killed run), strict otherwise (errors name the line). */
 export function readMetrics(file: string): MetricRecord[] {
-  return parseMetrics(fs.readFileSync(file, 'utf8'), file).records;
+  return parseMetrics(readRegularText(file, MAX_METRICS_BYTES, 'metrics file'), file).records;
 }
 
 /**

@@ -14,6 +14,8 @@
  *               counted per layer; "mtp" blocks are skipped.
  */
 
+import { MAX_EXPERTS, MAX_LAYERS, MAX_MATRIX_CELLS, MAX_SLOTS, MAX_TOP_K } from '../limits.ts';
+
 /** A load matrix with where each row came from. */
 export interface LoadData {
   /** [L, E] token counts per layer and logical expert. */
@@ -38,13 +40,21 @@ export function checkCount(v: unknown, where: string): number {
 /** Checks a rectangular [rows][cols] numeric matrix; returns it as number[][]. */
 export function checkMatrix(m: unknown, where: string, cols?: number): number[][] {
   if (!Array.isArray(m) || m.length === 0) throw new Error(`${where} must be a non-empty [layers][experts] array`);
+  if (m.length > MAX_LAYERS) throw new Error(`${where} has ${m.length} layers, above the bound ${MAX_LAYERS}`);
   const width = cols ?? (Array.isArray(m[0]) ? m[0].length : -1);
   if (width <= 0) throw new Error(`${where}[0] must be a non-empty array of counts`);
+  if (width > MAX_SLOTS) throw new Error(`${where} has ${width} columns (experts or slots), above the bound ${MAX_SLOTS}`);
+  checkCells(m.length, width, where);
   return m.map((row, i) => {
     if (!Array.isArray(row)) throw new Error(`${where}[${i}] is not an array`);
     if (row.length !== width) throw new Error(`${where}[${i}] has ${row.length} entries, expected ${width} (ragged rows)`);
     return row.map((v, j) => checkCount(v, `${where}[${i}][${j}]`));
   });
+}
+
+/** Throws unless a [rows][cols] matrix stays within MAX_MATRIX_CELLS. */
+export function checkCells(rows: number, cols: number, where: string): void {
+  if (rows * cols > MAX_MATRIX_CELLS) throw new Error(`${where}: ${rows} × ${cols} = ${rows * cols} cells, above the bound ${MAX_MATRIX_CELLS}`);
 }
 
 /** Adds matrix b into a (same shape) in place. */
@@ -61,6 +71,8 @@ export function physicalToLogical(load: number[][], p2l: unknown, where: string,
   if (map.length !== load.length) throw new Error(`${where}: p2l_map has ${map.length} layers, loads have ${load.length}`);
   let E = numExperts ?? 0;
   if (!numExperts) for (const row of map) for (const e of row) E = Math.max(E, e + 1);
+  if (E > MAX_EXPERTS) throw new Error(`${where}: p2l_map names expert ${E - 1}; allowed expert ids 0..${MAX_EXPERTS - 1} (the bound on experts)`);
+  checkCells(load.length, E, where);
   return load.map((row, l) => {
     const out = new Array<number>(E).fill(0);
     row.forEach((x, p) => {
@@ -144,21 +156,24 @@ export function megatronAccumulator(numExperts?: number): RecordAccumulator {
     add(rec, where) {
       if (rec.block !== undefined && rec.block !== 'decoder') { mtp++; return; }
       const layer = rec.layer;
-      if (!Number.isInteger(layer) || (layer as number) < 0) throw new Error(`${where}: "layer" = ${JSON.stringify(layer)} is not a layer number`);
+      if (!Number.isInteger(layer) || (layer as number) < 0 || (layer as number) >= MAX_LAYERS) {
+        throw new Error(`${where}: "layer" = ${JSON.stringify(layer)} is not a layer number; allowed 0..${MAX_LAYERS - 1}`);
+      }
       const idx = rec.top_indices;
       if (!Array.isArray(idx)) throw new Error(`${where}: "top_indices" is not an array`);
       if (typeof rec.num_tokens === 'number' && rec.num_tokens !== idx.length) {
         throw new Error(`${where}: num_tokens ${rec.num_tokens} but top_indices has ${idx.length} rows (truncated record?)`);
       }
-      const k = typeof rec.topk === 'number' ? rec.topk : idx.length ? (idx[0] as unknown[]).length : topK;
+      const k = typeof rec.topk === 'number' ? rec.topk : idx.length && Array.isArray(idx[0]) ? (idx[0] as unknown[]).length : topK;
+      if (k !== undefined && (!Number.isInteger(k) || k < 1 || k > MAX_TOP_K)) throw new Error(`${where}: topk = ${JSON.stringify(k)}; allowed an integer in 1..${MAX_TOP_K}`);
       if (topK !== undefined && k !== undefined && k !== topK) throw new Error(`${where}: topk ${k} differs from earlier ${topK}`);
       topK = k;
       const row = counts.get(layer as number) ?? [];
       idx.forEach((tok, t) => {
         if (!Array.isArray(tok) || (k !== undefined && tok.length !== k)) throw new Error(`${where}: top_indices[${t}] is not a list of ${k} expert ids`);
         for (const e of tok) {
-          if (!Number.isInteger(e) || e < 0 || (numExperts !== undefined && e >= numExperts)) {
-            throw new Error(`${where}: top_indices[${t}] holds ${JSON.stringify(e)}, not an expert id${numExperts ? ` below ${numExperts}` : ''}`);
+          if (!Number.isInteger(e) || e < 0 || e >= (numExperts ?? MAX_EXPERTS)) {
+            throw new Error(`${where}: top_indices[${t}] holds ${JSON.stringify(e)}, not an expert id below ${numExperts ?? `${MAX_EXPERTS} (the bound on experts)`}`);
           }
           row[e] = (row[e] ?? 0) + 1;
           maxId = Math.max(maxId, e);
@@ -170,6 +185,7 @@ export function megatronAccumulator(numExperts?: number): RecordAccumulator {
     finish(source) {
       if (counts.size === 0) throw new Error(`${source}: no decoder router-trace records`);
       const E = numExperts ?? maxId + 1;
+      checkCells(counts.size, E, source);
       const layerIds = [...counts.keys()].sort((a, b) => a - b);
       const weight = layerIds.map((l) => Array.from({ length: E }, (_, e) => counts.get(l)![e] ?? 0));
       const notes = [`counted ${records} router-trace records over ${layerIds.length} MoE layers (layer ids ${layerIds[0]}..${layerIds[layerIds.length - 1]})`];

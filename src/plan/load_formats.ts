@@ -12,6 +12,8 @@ import {
   checkCount, dialectOf, loadFromJsonDocument, megatronAccumulator, metricsAccumulator, vllmAccumulator,
   type LoadData, type RecordAccumulator,
 } from './load_engines.ts';
+import { MAX_JSON_BYTES, MAX_LAYERS, MAX_SLOTS } from '../limits.ts';
+import { requireRegularFile } from '../io/regular_file.ts';
 
 export type { LoadData, LoadFormatName } from './load_engines.ts';
 
@@ -59,6 +61,13 @@ async function firstLine(path: string): Promise<string> {
   } finally {
     await fh.close();
   }
+}
+
+/** A whole JSON document's text, its size checked first (V8 cannot hold a string of over ~512 MiB). */
+async function readWhole(path: string): Promise<string> {
+  const { size } = await stat(path);
+  if (size > MAX_JSON_BYTES) throw new Error(`${path} is ${size} bytes, above the ${MAX_JSON_BYTES}-byte bound for a whole-file JSON document (write JSONL instead)`);
+  return readFile(path, 'utf8');
 }
 
 /** JSON.parse with an error naming the place and hinting at truncation or NaN. */
@@ -131,6 +140,9 @@ async function readCsv(path: string): Promise<LoadData> {
     const row = layerCol ? vals.slice(1) : vals;
     if (width < 0) width = row.length;
     if (row.length !== width) throw new Error(`${path}:${n}: ${row.length} counts, expected ${width} (ragged rows)`);
+    if (width > MAX_SLOTS) throw new Error(`${path}:${n}: ${width} columns (experts), above the bound ${MAX_SLOTS}`);
+    if (weight.length >= MAX_LAYERS) throw new Error(`${path}:${n}: more than ${MAX_LAYERS} rows (layers), the bound`);
+    if (layerCol && (!Number.isInteger(vals[0]) || vals[0] < 0 || vals[0] >= MAX_LAYERS)) throw new Error(`${path}:${n}: layer = ${cells[0]}; allowed an integer in 0..${MAX_LAYERS - 1}`);
     weight.push(row.map((v, j) => checkCount(v, `${path}:${n} column ${j + 1}`)));
     layerIds.push(layerCol ? vals[0] : weight.length - 1);
   }
@@ -143,7 +155,9 @@ async function traceFiles(dir: string): Promise<string[]> {
   const names = (await readdir(dir)).filter((f) => /^router_trace_rank\d+\.jsonl$/.test(f));
   if (names.length === 0) throw new Error(`${dir}: directory without router_trace_rank*.jsonl files`);
   const rank = (f: string): number => Number(/\d+/.exec(f)![0]);
-  return names.sort((a, b) => rank(a) - rank(b)).map((f) => join(dir, f));
+  const files = names.sort((a, b) => rank(a) - rank(b)).map((f) => join(dir, f));
+  for (const f of files) requireRegularFile(f, 'router trace');
+  return files;
 }
 
 /**
@@ -158,6 +172,7 @@ export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Pr
     throw new Error(`load file not found: ${path}`);
   }
   if (info.isDirectory()) return readJsonl(await traceFiles(path), opts);
+  requireRegularFile(path, 'load file');
   if (info.size === 0) throw new Error(`${path} is empty`);
   const start = await head(path);
   if ((start[0] === 0x50 && start[1] === 0x4b) || /\.(pt|pth|pkl)$/i.test(path)) {
@@ -166,7 +181,7 @@ export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Pr
   const text = start.toString('utf8').replace(/^\uFEFF/, '').trimStart();
   if (text === '') throw new Error(`${path} is empty`);
   if (/\.(csv|tsv)$/i.test(path) || /^[-+.0-9#"a-zA-Z]/.test(text)) return readCsv(path);
-  if (text.startsWith('[')) return loadFromJsonDocument(parseJson(await readFile(path, 'utf8'), path), path, opts.numExperts);
+  if (text.startsWith('[')) return loadFromJsonDocument(parseJson(await readWhole(path), path), path, opts.numExperts);
   // '{': *.jsonl, or a file whose first line is a whole object, is JSONL; *.json is one document (or JSONL if
   // only its first line parses).
   const firstParses = async (): Promise<boolean> => {
@@ -174,7 +189,7 @@ export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Pr
   };
   if (/\.jsonl$/i.test(path)) return readJsonl([path], opts);
   if (/\.json$/i.test(path)) {
-    const whole = await readFile(path, 'utf8');
+    const whole = await readWhole(path);
     try {
       return loadFromJsonDocument(JSON.parse(whole), path, opts.numExperts);
     } catch (e) {
@@ -184,5 +199,5 @@ export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Pr
     }
   }
   if (await firstParses()) return readJsonl([path], opts);
-  return loadFromJsonDocument(parseJson(await readFile(path, 'utf8'), path), path, opts.numExperts);
+  return loadFromJsonDocument(parseJson(await readWhole(path), path), path, opts.numExperts);
 }

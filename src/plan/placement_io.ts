@@ -8,7 +8,8 @@
  *           "num_slots", "initial_global_assignments": {"<moe layer>": [R]}} — the offline-EPLB mapping of vLLM
  *           PR #41141 (eplb_config.initial_mapping_path); not in a vLLM release at the time of writing.
  */
-import { readFile } from 'node:fs/promises';
+import { readRegularText } from '../io/regular_file.ts';
+import { MAX_EXPERTS, MAX_JSON_BYTES, MAX_LAYERS, MAX_MATRIX_CELLS, MAX_SLOTS } from '../limits.ts';
 
 export type PlacementFormat = 'json' | 'sglang' | 'vllm';
 
@@ -37,10 +38,13 @@ export function toVllm(phy2log: number[][], numExperts: number): Record<string, 
 function checkMap(m: unknown, where: string): number[][] {
   if (!Array.isArray(m) || m.length === 0 || !Array.isArray(m[0])) throw new Error(`${where} must be a non-empty [layers][slots] array`);
   const R = m[0].length;
+  if (m.length > MAX_LAYERS || R > MAX_SLOTS || m.length * R > MAX_MATRIX_CELLS) {
+    throw new Error(`${where} is ${m.length} layers × ${R} slots; allowed at most ${MAX_LAYERS} layers, ${MAX_SLOTS} slots and ${MAX_MATRIX_CELLS} cells`);
+  }
   return m.map((row, l) => {
     if (!Array.isArray(row) || row.length !== R) throw new Error(`${where}[${l}] has ${Array.isArray(row) ? row.length : 'no'} slots, expected ${R}`);
     return row.map((e, s) => {
-      if (!Number.isInteger(e) || e < 0) throw new Error(`${where}[${l}][${s}] = ${JSON.stringify(e)} is not an expert id`);
+      if (!Number.isInteger(e) || e < 0 || e >= MAX_EXPERTS) throw new Error(`${where}[${l}][${s}] = ${JSON.stringify(e)} is not an expert id (allowed 0..${MAX_EXPERTS - 1})`);
       return e as number;
     });
   });
@@ -48,12 +52,7 @@ function checkMap(m: unknown, where: string): number[][] {
 
 /** Reads a placement (Switchyard plan JSON, SGLang JSON, or vLLM mapping JSONL) as phy2log [L][R]. */
 export async function readPlacement(path: string): Promise<number[][]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    throw new Error(`placement file not found: ${path}`);
-  }
+  const text = readRegularText(path, MAX_JSON_BYTES, 'placement file');
   if (text.trim() === '') throw new Error(`${path} is empty`);
   const first = text.trim().split('\n')[0];
   let doc: unknown;
@@ -69,6 +68,7 @@ export async function readPlacement(path: string): Promise<number[][]> {
     const a = o.initial_global_assignments as Record<string, unknown> | undefined;
     if (!a || typeof a !== 'object') throw new Error(`${path}: eplb_initial_mapping without initial_global_assignments`);
     const keys = Object.keys(a).map(Number).sort((x, y) => x - y);
+    if (keys.length > MAX_LAYERS) throw new Error(`${path}: initial_global_assignments has ${keys.length} layers, above the bound ${MAX_LAYERS}`);
     keys.forEach((k, i) => { if (k !== i) throw new Error(`${path}: initial_global_assignments lacks layer ${i}`); });
     return checkMap(keys.map((k) => a[String(k)]), `${path} initial_global_assignments`);
   }

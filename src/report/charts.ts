@@ -1,9 +1,15 @@
 /**
  * The report page's model: sections of tables and charts. A chart is a plain-JSON ECharts option (so it can be
- * inlined as data); strings "@fmt:NAME" stand for the page's formatter functions and objects {"@heatSeries": …}
+ * inlined as data); objects {"@fmt": NAME} stand for the page's formatter functions and objects {"@heatSeries": …}
  * for base64 heatmap cells, both revived in the browser (page.ts). Colours are fixed per metric across every chart.
  */
 import { encodeCells, roundSig, type Point } from './downsample.ts';
+
+/**
+ * A reference to one of the page's formatter functions. An object, never a string: text from the data (a method
+ * name, a file name) is always a plain string, so it cannot be mistaken for a formatter.
+ */
+export const fmt = (name: 'axis' | 'sig4' | 'seriesName' | 'tradeoff'): { '@fmt': string } => ({ '@fmt': name });
 
 /** One chart card. */
 export interface ChartSpec {
@@ -92,7 +98,7 @@ export interface LineSeries {
 
 /** Shared axis/grid style: axis names with units, light split lines. */
 export function valueAxis(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { type: 'value', name, nameLocation: 'middle', nameGap: 50, scale: true, splitLine: { lineStyle: { color: '#eee' } }, axisLabel: { formatter: '@fmt:axis' }, ...extra };
+  return { type: 'value', name, nameLocation: 'middle', nameGap: 50, scale: true, splitLine: { lineStyle: { color: '#eee' } }, axisLabel: { formatter: fmt('axis') }, ...extra };
 }
 
 const GRID = { left: 70, right: 24, top: 36, bottom: 52, containLabel: false };
@@ -103,7 +109,7 @@ export function lineOption(yName: string, series: LineSeries[], extra: { yMin?: 
     animation: false,
     grid: GRID,
     legend: { top: 0, type: 'scroll', data: [...new Set(series.map((s) => s.name))] },
-    tooltip: { trigger: 'axis', valueFormatter: '@fmt:sig4', axisPointer: { type: 'line' } },
+    tooltip: { trigger: 'axis', valueFormatter: fmt('sig4'), axisPointer: { type: 'line' } },
     xAxis: { type: 'value', name: extra.xName ?? 'step', nameLocation: 'middle', nameGap: 28, min: 'dataMin', max: 'dataMax', splitLine: { show: false } },
     yAxis: valueAxis(yName, { ...(extra.yMin !== undefined ? { min: extra.yMin } : {}), ...(extra.yMax !== undefined ? { max: extra.yMax } : {}) }),
     dataZoom: [{ type: 'inside', xAxisIndex: 0 }],
@@ -147,7 +153,7 @@ export function barOption(xName: string, categories: string[], yName: string, se
     animation: false,
     grid: { ...GRID, bottom: extra.rotate ? 70 : 52 },
     legend: { top: 0, type: 'scroll', show: series.length !== 1 }, // no series: set per layer by the page
-    tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, valueFormatter: '@fmt:sig4' },
+    tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, valueFormatter: fmt('sig4') },
     xAxis: { type: 'category', data: categories, name: xName, nameLocation: 'middle', nameGap: extra.rotate ? 52 : 30, axisLabel: { rotate: extra.rotate ?? 0, hideOverlap: true } },
     yAxis: valueAxis(yName, { scale: false }),
     series: barSeries(series, extra.markY),

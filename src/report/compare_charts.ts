@@ -4,7 +4,7 @@
  * coloured by method.
  */
 import { minMaxDownsample, roundSig } from './downsample.ts';
-import { barOption, cell, lineOption, PALETTE, pctCell, type ChartSpec, type LineSeries, type Section, type TableSpec } from './charts.ts';
+import { barOption, cell, fmt, lineOption, PALETTE, pctCell, type ChartSpec, type LineSeries, type Section, type TableSpec } from './charts.ts';
 import type { CompareRow, RunData } from './load.ts';
 
 /** Method of a run folder named "<method>-seed<N>" (the whole name otherwise). */
@@ -66,12 +66,12 @@ export function compareSections(rows: CompareRow[], runs: RunData[], maxPoints =
     charts.push({
       id: 'cmp-tradeoff', title: 'Loss against balance', caption: 'lower-left is better: final task loss vs load CV, one point per method',
       option: {
-        animation: false, grid: { left: 70, right: 30, top: 30, bottom: 52 }, tooltip: { trigger: 'item', formatter: '{a}: CV {@[0]}, loss {@[1]}' },
+        animation: false, grid: { left: 70, right: 30, top: 30, bottom: 52 }, tooltip: { trigger: 'item', formatter: fmt('tradeoff') }, // a function: ECharts templates would read '{b}' in a method name
         xAxis: { type: 'value', name: 'load CV (σ/μ)', nameLocation: 'middle', nameGap: 28, scale: true, splitLine: { lineStyle: { color: '#eee' } } },
         yAxis: { type: 'value', name: 'final loss (nats/token)', nameLocation: 'middle', nameGap: 50, scale: true, splitLine: { lineStyle: { color: '#eee' } } },
         series: both.map((r) => ({
           name: r.method, type: 'scatter', symbolSize: 12, color: colorOf(r.method), data: [[roundSig(r.load_cv), roundSig(r.final_loss)]],
-          label: { show: true, formatter: r.method, position: 'right', color: '#333' },
+          label: { show: true, formatter: fmt('seriesName'), position: 'right', color: '#333' },
         })),
       },
     });

@@ -9,6 +9,8 @@ import { readMetrics, type MetricRecord } from '../metrics/jsonl.ts';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
 import { readLoadFile } from '../plan/load_formats.ts';
 import type { LayerResult } from '../sim/simulate.ts';
+import { MAX_EXPERTS, MAX_GPUS, MAX_JSON_BYTES, MAX_LAYERS, MAX_NODES, MAX_SLOTS } from '../limits.ts';
+import { readRegularText } from '../io/regular_file.ts';
 import type { Recommendation, SweepRow } from '../sim/sweep.ts';
 
 /** One training run folder. */
@@ -78,7 +80,7 @@ export type ReportInput =
 
 /** Reads JSON, naming the file on a parse error. */
 function readJson(file: string): unknown {
-  const text = fs.readFileSync(file, 'utf8');
+  const text = readRegularText(file, MAX_JSON_BYTES, 'report input');
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -95,7 +97,7 @@ export function readRun(dir: string): RunData {
   const records = readMetrics(metrics);
   if (records.length === 0) throw new Error(`report: ${metrics} has no records (did the run log a step?)`);
   const configFile = path.join(dir, 'config.yaml');
-  const configText = fs.existsSync(configFile) ? fs.readFileSync(configFile, 'utf8') : null;
+  const configText = fs.existsSync(configFile) ? readRegularText(configFile, 1 << 20, 'run config') : null;
   const parsed = configText === null ? null : parseYamlSafe(configText, configFile);
   const summaryFile = path.join(dir, 'summary.json');
   const summary = fs.existsSync(summaryFile) ? readJson(summaryFile) : null;
@@ -129,16 +131,17 @@ function compareRuns(dir: string): RunData[] {
     .map((n) => readRun(path.join(runs, n)));
 }
 
-/** The load file a plan was made from, if it can still be read (relative to the cwd, then to the plan). */
-async function planWeight(plan: PlanFile, file: string): Promise<{ weight: number[][] | null; note: string | null }> {
-  const src = plan.source?.file;
-  if (typeof src !== 'string') return { weight: null, note: 'the plan names no load file' };
-  const candidates = path.isAbsolute(src) ? [src] : [src, path.join(path.dirname(file), src)];
-  const found = candidates.find((c) => fs.existsSync(c));
-  if (!found) return { weight: null, note: `load file ${src} not found: per-GPU loads are not shown` };
-  const data = await readLoadFile(found, { numExperts: plan.numLogicalExperts });
+/**
+ * The plan's per-GPU loads come from a load file the user names (`report --load FILE`). The plan's own
+ * source.file is shown, never opened: a report renders what it is given and opens no path named by its data.
+ */
+async function planWeight(plan: PlanFile, loadFile: string | undefined): Promise<{ weight: number[][] | null; note: string | null }> {
+  if (loadFile === undefined) {
+    return { weight: null, note: 'per-GPU loads are not shown: pass the load file the plan was made from with --load FILE' };
+  }
+  const data = await readLoadFile(loadFile, { numExperts: plan.numLogicalExperts });
   if (data.weight.length !== plan.phy2log.length || data.weight[0].length !== plan.numLogicalExperts) {
-    return { weight: null, note: `load file ${found} is ${data.weight.length}×${data.weight[0].length}, the plan ${plan.phy2log.length}×${plan.numLogicalExperts}: per-GPU loads are not shown` };
+    return { weight: null, note: `load file ${loadFile} is ${data.weight.length}×${data.weight[0].length}, the plan ${plan.phy2log.length}×${plan.numLogicalExperts}: per-GPU loads are not shown` };
   }
   return { weight: data.weight, note: null };
 }
@@ -148,16 +151,30 @@ function checkPlan(v: Record<string, unknown>, file: string): PlanFile {
   for (const k of ['phy2log', 'balancedness', 'balancednessEplb', 'balancednessBefore', 'layers']) {
     if (!Array.isArray(v[k])) throw new Error(`report: ${file}: plan field ${k} must be an array, got ${JSON.stringify(v[k])?.slice(0, 40)}`);
   }
-  for (const k of ['numLogicalExperts', 'numReplicas', 'numGpus', 'numNodes']) {
-    if (!Number.isInteger(v[k]) || (v[k] as number) < 1) throw new Error(`report: ${file}: plan field ${k} must be a positive integer, got ${JSON.stringify(v[k])}`);
+  const bounds = { numLogicalExperts: MAX_EXPERTS, numReplicas: MAX_SLOTS, numGpus: MAX_GPUS, numNodes: MAX_NODES } as const;
+  for (const [k, max] of Object.entries(bounds)) {
+    if (!Number.isInteger(v[k]) || (v[k] as number) < 1 || (v[k] as number) > max) throw new Error(`report: ${file}: plan field ${k} = ${JSON.stringify(v[k])?.slice(0, 40)}; allowed an integer in 1..${max}`);
   }
+  const phy2log = v.phy2log as unknown[];
+  if (phy2log.length > MAX_LAYERS) throw new Error(`report: ${file}: plan has ${phy2log.length} layers, above the bound ${MAX_LAYERS}`);
+  phy2log.forEach((row, l) => {
+    if (!Array.isArray(row) || row.length !== v.numReplicas) throw new Error(`report: ${file}: phy2log[${l}] must list numReplicas = ${String(v.numReplicas)} expert ids`);
+    row.forEach((e, s) => {
+      if (!Number.isInteger(e) || e < 0 || e >= (v.numLogicalExperts as number)) throw new Error(`report: ${file}: phy2log[${l}][${s}] = ${JSON.stringify(e)?.slice(0, 40)} is not an expert id below numLogicalExperts = ${String(v.numLogicalExperts)}`);
+    });
+  });
+  if ((v.numReplicas as number) % (v.numGpus as number) !== 0) throw new Error(`report: ${file}: numReplicas ${String(v.numReplicas)} is not a multiple of numGpus ${String(v.numGpus)}`);
   return v as unknown as PlanFile;
 }
 
 /** Checks a simulate JSON: topology, model, and layers[] or sweep[]. */
 function checkSim(v: Record<string, unknown>, file: string): SimFile {
-  if (!isObject(v.topology) || typeof v.topology.gpus !== 'number') throw new Error(`report: ${file}: simulate output needs topology.gpus`);
-  if (!isObject(v.model) || typeof v.model.experts !== 'number') throw new Error(`report: ${file}: simulate output needs model.experts`);
+  if (!isObject(v.topology) || !Number.isInteger(v.topology.gpus) || (v.topology.gpus as number) < 1 || (v.topology.gpus as number) > MAX_GPUS) {
+    throw new Error(`report: ${file}: simulate output needs topology.gpus, an integer in 1..${MAX_GPUS}`);
+  }
+  if (!isObject(v.model) || !Number.isInteger(v.model.experts) || (v.model.experts as number) < 1 || (v.model.experts as number) > MAX_EXPERTS) {
+    throw new Error(`report: ${file}: simulate output needs model.experts, an integer in 1..${MAX_EXPERTS}`);
+  }
   return v as unknown as SimFile;
 }
 
@@ -192,11 +209,14 @@ export function readReportInputSync(p: string): ReportInput {
   return readJsonInput(p);
 }
 
-/** readReportInputSync, plus a plan's load file (for per-GPU loads) when it can be found. */
-export async function readReportInput(p: string): Promise<ReportInput> {
+/** readReportInputSync, plus, for a plan, the load file the user named (for per-GPU loads). */
+export async function readReportInput(p: string, opts: { load?: string } = {}): Promise<ReportInput> {
   const input = readReportInputSync(p);
-  if (input.kind !== 'plan') return input;
-  const { weight, note } = await planWeight(input.plan, input.file);
+  if (input.kind !== 'plan') {
+    if (opts.load !== undefined) throw new Error(`report: --load is for plan JSON; ${p} is ${input.kind} output`);
+    return input;
+  }
+  const { weight, note } = await planWeight(input.plan, opts.load);
   return { ...input, weight, weightNote: note };
 }
 

@@ -1,6 +1,6 @@
 /**
  * Renders a PageSpec as one self-contained HTML file: ECharts (read from node_modules) and the data are inlined,
- * nothing is fetched, so the page opens offline. The page script revives formatter names and base64 heatmap
+ * nothing is fetched, so the page opens offline. The page script revives formatter references and base64 heatmap
  * cells, draws every chart, wires the layer selectors, and sets window.__switchyard.ready for tests and benches.
  */
 import * as fs from 'node:fs';
@@ -156,7 +156,12 @@ function attachHeatTip(chart, id) {
   zr.on('globalout', function () { tip.style.display = 'none'; });
   return tip;
 }
+function escHtml(s) {
+  return String(s).replace(/[&<>"']/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]; });
+}
 var FORMATTERS = {
+  seriesName: function () { return function (p) { return p.seriesName; }; },
+  tradeoff: function () { return function (p) { return escHtml(p.seriesName) + ': CV ' + sig(p.value[0], 4) + ', loss ' + sig(p.value[1], 4); }; },
   sig4: function () { return function (v) { return Array.isArray(v) ? sig(v[1], 4) : sig(v, 4); }; },
   axis: function () { return function (v) { return sig(v, 3); }; },
   heat: function (spec) {
@@ -169,15 +174,13 @@ var FORMATTERS = {
   }
 };
 function revive(v, spec) {
-  if (typeof v === 'string') {
-    if (v.indexOf('@fmt:') !== 0) return v;
-    var f = FORMATTERS[v.slice(5)];
-    if (!f) throw new Error('unknown formatter ' + v);
-    return f(spec);
-  }
   if (Array.isArray(v)) return v.map(function (x) { return revive(x, spec); });
   if (v && typeof v === 'object') {
     if (v['@heatSeries'] !== undefined) return heatSeries(v['@heatSeries'], spec);
+    if (typeof v['@fmt'] === 'string') {
+      if (!Object.prototype.hasOwnProperty.call(FORMATTERS, v['@fmt'])) throw new Error('unknown formatter ' + v['@fmt']);
+      return FORMATTERS[v['@fmt']](spec);
+    }
     var o = {};
     for (var k in v) o[k] = revive(v[k], spec);
     return o;

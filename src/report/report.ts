@@ -18,6 +18,8 @@ import { textOf } from './text.ts';
 export interface ReportOptions {
   /** output file (default: report.html in the folder, <name>.report.html beside a JSON file). */
   out?: string;
+  /** plan JSON only: the load file the plan was made from (per-GPU loads); never taken from the plan itself. */
+  load?: string;
   /** downsampling limits (default 2000 points per line, 500 step buckets per heatmap). */
   limits?: Partial<RunLimits>;
 }
@@ -66,7 +68,7 @@ export function buildPage(input: ReportInput, limits: RunLimits = DEFAULT_LIMITS
 
 /** Writes the HTML report of `p` (run folder, compare folder, plan or simulate JSON) atomically; returns its path. */
 export async function writeReport(p: string, opts: ReportOptions = {}): Promise<string> {
-  const input = await readReportInput(p);
+  const input = await readReportInput(p, { load: opts.load });
   const page = buildPage(input, { ...DEFAULT_LIMITS, ...opts.limits });
   const out = opts.out ?? defaultReportPath(input);
   fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });

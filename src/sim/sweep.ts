@@ -9,6 +9,7 @@
  *   overhead   = (t_moe − t_compute) / t_compute; efficiency = t_compute / t_moe (seed 004's 通信效率).
  */
 import { mean } from '../metrics/balance.ts';
+import { MAX_EXPERTS, MAX_TOP_K } from '../limits.ts';
 import { rebalanceExperts } from '../plan/eplb.ts';
 import type { ModelShape } from './model_shape.ts';
 import { layerModels, simulate, type LayerResult, type LoadSpec } from './simulate.ts';
@@ -23,6 +24,7 @@ export function parseSweep(args: string[]): SweepPoint[] {
     const m = /^(experts|top_k)=([0-9,]+)$/.exec(arg);
     if (!m) throw new Error(`--sweep ${JSON.stringify(arg)}: expected experts=N,N,… or top_k=K,K,…`);
     lists[m[1]] = m[2].split(',').filter(Boolean).map(Number);
+    if (lists[m[1]].length > 64) throw new Error(`--sweep ${m[1]}: ${lists[m[1]].length} values, above the bound 64`);
   }
   const ex = lists.experts, tk = lists.top_k;
   if (!ex) throw new Error('--sweep needs experts=N,N,…');
@@ -31,7 +33,8 @@ export function parseSweep(args: string[]): SweepPoint[] {
     if (!l) throw new Error(`--sweep needs ${name}=…`);
     if (l.length !== 1 && l.length !== n) throw new Error(`--sweep: ${name} has ${l.length} values, expected ${n} or 1`);
     const v = l.length === 1 ? l[0] : l[i];
-    if (!Number.isInteger(v) || v < 1) throw new Error(`--sweep: ${name} value ${v} is not a positive integer`);
+    const max = name === 'experts' ? MAX_EXPERTS : MAX_TOP_K;
+    if (!Number.isInteger(v) || v < 1 || v > max) throw new Error(`--sweep: ${name} = ${v}: allowed an integer in 1..${max}`);
     return v;
   };
   return Array.from({ length: n }, (_, i) => ({ experts: at(ex, i, 'experts'), topK: at(tk, i, 'top_k') }));

@@ -2,7 +2,8 @@
  * Cluster topology for the communication model: nodes of GPUs joined by NVLink inside a node and RDMA NICs
  * between nodes, plus each GPU's compute rate. Parsed from YAML with unknown fields rejected by name.
  */
-import { readFile } from 'node:fs/promises';
+import { MAX_GPUS, MAX_NODES } from '../limits.ts';
+import { readRegularText } from '../io/regular_file.ts';
 import { z } from 'zod';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
 import { CALIBRATED } from './calibrated.ts';
@@ -11,8 +12,8 @@ import { CALIBRATED } from './calibrated.ts';
 export const TopologySchema = z.strictObject({
   /** Free-form label printed with results. */
   name: z.string().default('cluster'),
-  nodes: z.int().min(1),
-  gpus_per_node: z.int().min(1),
+  nodes: z.int().min(1).max(MAX_NODES),
+  gpus_per_node: z.int().min(1).max(1024),
   /** NVLink/NVSwitch, per GPU and direction: line rate, and (default: calibrated) achieved share and per-message latency. */
   intra_node: z.strictObject({
     bandwidth_GB_per_s: z.number().positive(),
@@ -24,7 +25,7 @@ export const TopologySchema = z.strictObject({
     bandwidth_Gbit_per_s: z.number().positive(),
     latency_us: z.number().min(0).default(CALIBRATED.nicLatencyUs),
     efficiency: z.number().gt(0).max(1).default(CALIBRATED.nicEfficiency),
-    nics_per_node: z.int().min(1).optional(),
+    nics_per_node: z.int().min(1).max(1024).optional(),
   }),
   /** Fixed cost of each all-to-all phase, µs (default: calibrated). */
   phase_overhead_us: z.number().min(0).default(CALIBRATED.phaseOverheadUs),
@@ -34,8 +35,8 @@ export const TopologySchema = z.strictObject({
    * (spine_links · oversubscription) per direction. Absent: a non-blocking fabric (any NIC reaches any NIC).
    */
   fabric: z.strictObject({
-    nodes_per_leaf: z.int().min(1),
-    spine_links: z.int().min(1),
+    nodes_per_leaf: z.int().min(1).max(MAX_NODES),
+    spine_links: z.int().min(1).max(1 << 20),
     oversubscription: z.number().min(1).default(1),
   }).optional(),
   gpu: z.strictObject({
@@ -92,6 +93,7 @@ export function parseYaml<T extends z.ZodType>(text: string, schema: T, source: 
 export function toTopology(c: TopologyConfig): Topology {
   const nics = c.inter_node.nics_per_node ?? c.gpus_per_node;
   if (c.gpus_per_node % nics !== 0) throw new Error(`inter_node.nics_per_node ${nics} does not divide gpus_per_node ${c.gpus_per_node}`);
+  if (c.nodes * c.gpus_per_node > MAX_GPUS) throw new Error(`nodes × gpus_per_node = ${c.nodes} × ${c.gpus_per_node} = ${c.nodes * c.gpus_per_node} GPUs, above the bound ${MAX_GPUS}`);
   const f = c.fabric;
   if (f && c.nodes % f.nodes_per_leaf !== 0) throw new Error(`fabric.nodes_per_leaf ${f.nodes_per_leaf} does not divide nodes ${c.nodes}`);
   const nicBw = (c.inter_node.bandwidth_Gbit_per_s * 1e9 * c.inter_node.efficiency) / 8;
@@ -113,12 +115,7 @@ export function toTopology(c: TopologyConfig): Topology {
 
 /** Reads and validates a topology YAML file. */
 export async function readTopology(path: string): Promise<Topology> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    throw new Error(`topology file not found: ${path}`);
-  }
+  const text = readRegularText(path, 1 << 20, 'topology file');
   return toTopology(parseYaml(text, TopologySchema, path));
 }
 

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeJsonAtomic } from '../io/atomic.ts';
+import { readRegularText } from '../io/regular_file.ts';
 import { checkTensorsAgainst, readSafetensorsFile, writeSafetensorsAtomic, type SafeTensor } from '../io/safetensors.ts';
 import { z } from 'zod';
 import type { AdamWState } from '../optim/adamw.ts';
@@ -94,6 +95,17 @@ export function saveCheckpoint(
   return final;
 }
 
+/** Throws naming the tensor and the first index when a weight is NaN or ±Infinity (a checkpoint never holds one). */
+function checkFinite(data: Float32Array, name: string, file: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      let bad = 0;
+      for (let j = i; j < data.length; j++) if (!Number.isFinite(data[j])) bad++;
+      throw new Error(`${file}: tensor "${name}" holds ${bad} non-finite value${bad > 1 ? 's' : ''} (first ${data[i]} at flat index ${i}); refusing to load a checkpoint with NaN/Inf weights`);
+    }
+  }
+}
+
 /**
  * Reads a checkpoint and checks it against the model it will be loaded into: config fields that shape
  * the model, tensor names and shapes (`expectedShapes`: parameters and buffers; `trainableShapes`: those
@@ -103,8 +115,7 @@ export function loadCheckpoint(
   dir: string, expectedShapes: Record<string, number[]>, trainableShapes: Record<string, number[]>, expectedShape: Record<string, unknown>,
 ): Checkpoint {
   const stateFile = path.join(dir, 'state.json');
-  if (fs.statSync(stateFile).size > 16 * 1024 * 1024) throw new Error(`${stateFile}: larger than 16 MB, not a Switchyard state file`);
-  const state = parseTrainState(fs.readFileSync(stateFile, 'utf8'), stateFile);
+  const state = parseTrainState(readRegularText(stateFile, 16 * 1024 * 1024, 'checkpoint state'), stateFile);
   for (const [k, v] of Object.entries(expectedShape)) {
     if (JSON.stringify(state.shape?.[k]) !== JSON.stringify(v)) {
       throw new Error(`${dir}: checkpoint was made with ${k} = ${JSON.stringify(state.shape?.[k])}, but the model has ${k} = ${JSON.stringify(v)}`);
@@ -117,6 +128,7 @@ export function loadCheckpoint(
   for (const [k, t] of Object.entries(model.tensors)) {
     if (t.dtype !== 'F32') throw new Error(`${modelFile}: tensor "${k}" has dtype ${t.dtype}, expected F32`);
     params[k] = t.data as Float32Array;
+    checkFinite(params[k], k, modelFile);
   }
   const optFile = path.join(dir, 'optimizer.safetensors');
   const opt = readSafetensorsFile(optFile);
@@ -125,7 +137,11 @@ export function loadCheckpoint(
   const expectedOpt: Record<string, number[]> = {};
   for (const [k, s] of Object.entries(trainableShapes)) { expectedOpt[`m.${k}`] = s; expectedOpt[`v.${k}`] = s; }
   checkTensorsAgainst(expectedOpt, opt.tensors, optFile);
-  for (const [k, t] of Object.entries(opt.tensors)) (k.startsWith('m.') ? m : v)[k.slice(2)] = t.data as Float32Array;
+  for (const [k, t] of Object.entries(opt.tensors)) {
+    if (t.dtype !== 'F32') throw new Error(`${optFile}: tensor "${k}" has dtype ${t.dtype}, expected F32`);
+    checkFinite(t.data as Float32Array, k, optFile);
+    (k.startsWith('m.') ? m : v)[k.slice(2)] = t.data as Float32Array;
+  }
   const step = Number(opt.metadata.adamw_step);
   if (!Number.isInteger(step) || step < 0) throw new Error(`${optFile}: metadata adamw_step = ${opt.metadata.adamw_step} is not a step count`);
   return { dir, params, optimizer: { step, m, v }, state };
