@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsFile, writeSafetensorsAtomic } from '../src/io/safetensors.ts';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { ConfigError, loadConfig } from '../src/config/load.ts';
 
 const CLI = path.resolve('bin/switchyard.js');
 const TINY = `

@@ -116,13 +116,24 @@ export class MetricsWriter {
     this.fsync = opts.fsync ?? false;
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.lastStep = -1;
-    if (fs.existsSync(file)) {
-      const { records, torn } = parseMetrics(fs.readFileSync(file, 'utf8'), file);
-      // Appending after a torn line would glue the next record onto it: a corrupt middle line.
-      if (torn !== null) fs.truncateSync(file, fs.statSync(file).size - Buffer.byteLength(torn, 'utf8'));
-      if (records.length > 0) this.lastStep = records[records.length - 1].step;
+    // O_NOFOLLOW: a planted symbolic link is refused (ELOOP), never appended through.
+    const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o644);
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new Error(`MetricsWriter: ${file} is not a regular file`);
+      if (st.size > MAX_METRICS_BYTES) throw new Error(`MetricsWriter: ${file} is ${st.size} bytes, above the ${MAX_METRICS_BYTES}-byte bound`);
+      if (st.size > 0) {
+        const { records, torn } = parseMetrics(fs.readFileSync(fd, 'utf8'), file);
+        // Appending after a torn line would glue the next record onto it: a corrupt middle line.
+        if (torn !== null) fs.ftruncateSync(fd, st.size - Buffer.byteLength(torn, 'utf8'));
+        if (records.length > 0) this.lastStep = records[records.length - 1].step;
+      }
+    } catch (e) {
+      fs.closeSync(fd);
+      if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new Error(`MetricsWriter: ${file} is a symbolic link; metrics are never written through a link`);
+      throw e;
     }
-    this.fd = fs.openSync(file, 'a');
+    this.fd = fd;
   }
 
   /** Appends one record; steps must strictly increase (a duplicate would mean a resume that did not truncate). */

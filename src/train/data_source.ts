@@ -7,15 +7,15 @@ import * as path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { evalBatches, sampleBatch, syntheticDataset, type TokenBatch } from '../data/batches.ts';
 import { loadCorpus, splitTrainVal } from '../data/corpus.ts';
-import { createTokenizer, encode, tokenizerFromJson, tokenizerToJson, vocabSize, type Tokenizer } from '../data/tokenizer.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
+import { createTokenizer, encode, tokenizerFromJson, vocabSize, type Tokenizer } from '../data/tokenizer.ts';
+import { readRegularText } from '../io/regular_file.ts';
 import type { Batch, DataSource } from './env.ts';
 
 export type { Batch, DataSource } from './env.ts';
 
 const tok = (b: TokenBatch, B: number, L: number): Batch => ({ kind: 'tokens', inputs: b.inputs, targets: b.targets, B, L });
 
-/** Builds the data source; the tokenizer is stored in (or, on resume, read from) RUN/tokenizer.json. */
+/** Builds the data source; the tokenizer is read from RUN/tokenizer.json when there is one (train() stores a new one once the run starts). */
 export function createDataSource(cfg: Config, runDir: string): DataSource {
   const B = cfg.batch_size;
   const L = cfg.seq_len;
@@ -31,9 +31,8 @@ export function createDataSource(cfg: Config, runDir: string): DataSource {
   const { train, val } = splitTrainVal(text, cfg.data.val_fraction);
   const tokFile = path.join(runDir, 'tokenizer.json');
   const tokenizer = fs.existsSync(tokFile)
-    ? tokenizerFromJson(fs.readFileSync(tokFile, 'utf8'))
+    ? tokenizerFromJson(readRegularText(tokFile, 64 * 1024 ** 2, 'tokenizer'))
     : createTokenizer(cfg.data.tokenizer, train, cfg.data.tokenizer === 'bpe' ? cfg.data.bpe_vocab : undefined);
-  if (!fs.existsSync(tokFile)) writeJsonAtomic(tokFile, tokenizerToJson(tokenizer));
   const trainIds = encode(tokenizer, train);
   const valIds = encode(tokenizer, val);
   if (trainIds.length <= L + 1 || valIds.length <= L + 1) {

@@ -14,6 +14,8 @@ import { TensorBoardLogger } from '../metrics/tensorboard.ts';
 import { checkpointStore, listCheckpoints } from './checkpoint.ts';
 import { createDataSource } from './data_source.ts';
 import { evaluate } from './evaluate.ts';
+import { lockRunFolder, refuseLinks, removeLeftovers, writeIfChanged, type RunLock } from './run_folder.ts';
+import { tokenizerToJson } from '../data/tokenizer.ts';
 import { startExpertParallel } from './parallel_bridge.ts';
 import { Trainer, learningRateAt, type StepResult, type TrainerEnv } from './step.ts';
 
@@ -79,24 +81,55 @@ function record(t: Trainer, r: StepResult, lr: number, tokensPerS: number): Metr
   } as MetricRecord;
 }
 
-/** Trains cfg into opts.outDir (fresh or resumed) and returns the summary also written to summary.json. */
+/**
+ * Trains cfg into opts.outDir (fresh or resumed) and returns the summary also written to summary.json.
+ * Nothing in the folder changes until the run is known to start: links are refused, the writer lock taken,
+ * and on resume the checkpoint loaded and checked, before config.yaml, tokenizer.json or metrics.jsonl are touched.
+ */
 export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSummary> {
   await initBackend(cfg.backend);
   const log = opts.log ?? (() => {});
-  fs.mkdirSync(opts.outDir, { recursive: true });
-  if (!opts.resume && listCheckpoints(opts.outDir).length > 0) {
-    throw new Error(`${opts.outDir} already holds a run; resume it with --resume or choose another --out`);
-  }
-  fs.writeFileSync(path.join(opts.outDir, 'config.yaml'), configToYaml(cfg));
-  const t = openTrainer(cfg, opts.outDir);
-  await t.startParallel();
-  const metricsFile = path.join(opts.outDir, 'metrics.jsonl');
-  let resumedFrom: number | undefined;
+  const dir = opts.outDir;
   if (opts.resume) {
-    resumedFrom = await t.restoreAll();
-    truncateMetricsAfter(metricsFile, resumedFrom); // a killed run may have logged past its last checkpoint
-    log(`resumed from step ${resumedFrom}`);
-  } else if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
+    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${dir}: no run folder to resume`);
+  } else fs.mkdirSync(dir, { recursive: true });
+  refuseLinks(dir);
+  const lock = lockRunFolder(dir);
+  try {
+    if (lock.staleFrom !== null) log(`removed the stale lock of process ${lock.staleFrom}, which no longer runs`);
+    if (!opts.resume && listCheckpoints(dir).length > 0) {
+      throw new Error(`${dir} already holds a run; resume it with --resume or choose another --out`);
+    }
+    return await trainLocked(cfg, opts, log, lock);
+  } finally {
+    lock.release();
+  }
+}
+
+/** train() with the run folder's lock held. */
+async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) => void, lock: RunLock): Promise<TrainSummary> {
+  const dir = opts.outDir;
+  const t = new Trainer(cfg, { data: createDataSource(cfg, dir), checkpoints: checkpointStore(dir), startExpertParallel });
+  const metricsFile = path.join(dir, 'metrics.jsonl');
+  let resumedFrom: number | undefined;
+  try {
+    await t.startParallel();
+    const step = opts.resume ? await t.restoreAll() : 0;
+    if (opts.resume) resumedFrom = step;
+    // The run starts: from here on the folder changes.
+    const leftovers = removeLeftovers(dir);
+    if (leftovers.length) log(`removed ${leftovers.length} leftover${leftovers.length > 1 ? 's' : ''} of a killed writer: ${leftovers.slice(0, 4).join(', ')}${leftovers.length > 4 ? ', ...' : ''}`);
+    writeIfChanged(path.join(dir, 'config.yaml'), configToYaml(cfg));
+    if (t.data.tokenizer && !fs.existsSync(path.join(dir, 'tokenizer.json'))) writeJsonAtomic(path.join(dir, 'tokenizer.json'), tokenizerToJson(t.data.tokenizer));
+    if (opts.resume) {
+      truncateMetricsAfter(metricsFile, step); // a killed run may have logged past its last checkpoint
+      log(`resumed from step ${step}`);
+    } else if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
+  } catch (e) {
+    if (t.ep) await t.ep.dispose().catch(() => {});
+    t.dispose();
+    throw e;
+  }
   const writer = new MetricsWriter(metricsFile);
   // TensorBoard's copy of each record; a resumed run's file restarts at the checkpoint step + 1.
   const tb = cfg.logging.tensorboard ? new TensorBoardLogger(opts.outDir, { resumedFrom }) : null;
@@ -145,10 +178,13 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
         windowTokens = 0;
         windowStart = performance.now();
       }
-      if ((cfg.checkpoint_every > 0 && t.step % cfg.checkpoint_every === 0) || done) log(`checkpoint ${await t.save()}`);
+      if ((cfg.checkpoint_every > 0 && t.step % cfg.checkpoint_every === 0) || done) {
+        lock.check();
+        log(`checkpoint ${await t.save()}`);
+      }
       await new Promise((resolve) => setImmediate(resolve)); // let SIGINT handlers run
     }
-    if (stopped) log(`stopped at step ${t.step}: checkpoint ${await t.save()}`);
+    if (stopped) { lock.check(); log(`stopped at step ${t.step}: checkpoint ${await t.save()}`); }
   } finally {
     writer.close();
     tb?.close();
@@ -167,7 +203,8 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
     load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
     dropped_fraction: lastRes ? meanOf(lastRes.dropped.map((d, l) => d / Math.max(1, lastRes!.assignments[l]))) : 0,
   };
-  writeJsonAtomic(path.join(opts.outDir, 'summary.json'), summary);
+  lock.check();
+  writeJsonAtomic(path.join(dir, 'summary.json'), summary);
   t.dispose();
   return summary;
 }
