@@ -70,8 +70,13 @@ export function physicalToLogical(load: number[][], p2l: unknown, where: string,
   const map = checkMatrix(p2l, `${where}.p2l_map`, load[0].length);
   if (map.length !== load.length) throw new Error(`${where}: p2l_map has ${map.length} layers, loads have ${load.length}`);
   let E = numExperts ?? 0;
-  if (!numExperts) for (const row of map) for (const e of row) E = Math.max(E, e + 1);
-  if (E > MAX_EXPERTS) throw new Error(`${where}: p2l_map names expert ${E - 1}; allowed expert ids 0..${MAX_EXPERTS - 1} (the bound on experts)`);
+  let maxId = -1;
+  map.forEach((row, l) => row.forEach((e, p) => {
+    if (!Number.isInteger(e)) throw new Error(`${where}: p2l_map[${l}][${p}] = ${e} is not an expert id (an integer)`);
+    maxId = Math.max(maxId, e);
+  }));
+  if (maxId >= MAX_EXPERTS) throw new Error(`${where}: p2l_map holds expert id ${maxId}; allowed expert ids 0..${MAX_EXPERTS - 1} (the bound on experts)`);
+  if (!numExperts) E = maxId + 1;
   checkCells(load.length, E, where);
   return load.map((row, l) => {
     const out = new Array<number>(E).fill(0);

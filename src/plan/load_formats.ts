@@ -12,7 +12,7 @@ import {
   checkCount, dialectOf, loadFromJsonDocument, megatronAccumulator, metricsAccumulator, vllmAccumulator,
   type LoadData, type RecordAccumulator,
 } from './load_engines.ts';
-import { MAX_JSON_BYTES, MAX_LAYERS, MAX_SLOTS } from '../limits.ts';
+import { MAX_EXPERTS, MAX_JSON_BYTES, MAX_LAYERS, MAX_SLOTS, checkSize } from '../limits.ts';
 import { requireRegularFile } from '../io/regular_file.ts';
 
 export type { LoadData, LoadFormatName } from './load_engines.ts';
@@ -134,7 +134,9 @@ async function readCsv(path: string): Promise<LoadData> {
       continue;
     }
     const vals = cells.map((c, j) => {
-      if (c === '' || Number.isNaN(Number(c)) || !Number.isFinite(Number(c))) throw new Error(`${path}:${n}: cell ${j + 1} = "${c}" is not a finite count`);
+      if (c === '' || Number.isNaN(Number(c)) || !Number.isFinite(Number(c))) {
+        throw new Error(`${path}:${n}: ${layerCol && j === 0 ? 'layer' : `cell ${j + 1}`} = "${c}" is not a finite ${layerCol && j === 0 ? 'layer id' : 'count'}`);
+      }
       return Number(c);
     });
     const row = layerCol ? vals.slice(1) : vals;
@@ -165,6 +167,7 @@ async function traceFiles(dir: string): Promise<string[]> {
  * EplbModelState JSON, SGLang logical_count JSON, Megatron-Core router traces (file or directory of ranks).
  */
 export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Promise<LoadData> {
+  if (opts.numExperts !== undefined) checkSize('experts', opts.numExperts, MAX_EXPERTS);
   let info;
   try {
     info = await stat(path);

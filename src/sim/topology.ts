@@ -70,13 +70,18 @@ export interface Topology {
   fabric?: { nodesPerLeaf: number; spineLinks: number; spineBw: number };
 }
 
-/** Formats zod issues as one line naming each bad field. */
-export function formatIssues(source: string, issues: readonly z.core.$ZodIssue[]): string {
+/** Formats zod issues as one line naming each bad field (and its value, taken from `input`). */
+export function formatIssues(source: string, issues: readonly z.core.$ZodIssue[], input?: unknown): string {
+  const valueAt = (p: readonly PropertyKey[]): string => {
+    let v = input;
+    for (const k of p) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+    return v === undefined ? '' : ` (got ${(typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v)).slice(0, 40)})`;
+  };
   return `${source}: ` + issues.map((i) => {
     const at = i.path.map(String).join('.');
     if (i.code === 'unrecognized_keys') return `unknown field ${i.keys.map((k) => (at ? `${at}.${k}` : k)).join(', ')}`;
     if (i.code === 'invalid_type' && i.message.endsWith('received undefined')) return `missing field ${at}`;
-    return `field ${at || '(root)'}: ${i.message}`;
+    return `field ${at || '(root)'}: ${i.message}${valueAt(i.path)}`;
   }).join('; ');
 }
 
@@ -85,7 +90,7 @@ export function parseYaml<T extends z.ZodType>(text: string, schema: T, source: 
   const doc = parseYamlSafe(text, source);
   if (doc === null || doc === undefined) throw new Error(`${source} is empty`);
   const r = schema.safeParse(doc);
-  if (!r.success) throw new Error(formatIssues(source, r.error.issues));
+  if (!r.success) throw new Error(formatIssues(source, r.error.issues, doc));
   return r.data;
 }
 
