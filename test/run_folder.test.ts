@@ -182,7 +182,9 @@ describe('one writer per run folder', () => {
     const r = await cli(['train', '--resume', dir, '--steps', String(last + 2)]);
     expect(r.status, r.out).toBe(0);
     expect(r.out).toContain(`removed the stale lock of process ${first.pid}, which no longer runs`);
-    expect(r.out).toContain('removed 2 leftovers of a killed writer');
+    // ours, plus any the SIGKILL itself left (a checkpoint being written at that moment)
+    const n = Number(/removed (\d+) leftovers of a killed writer/.exec(r.out)?.[1]);
+    expect(n).toBeGreaterThanOrEqual(2);
     expect(fs.readdirSync(ck).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
     expect(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp') || n === LOCK_DIR || n === LOCK_OWNER)).toEqual([]);
   }, 240_000);
