@@ -43,7 +43,7 @@ export function parseYamlSafe(text: string, file = '<yaml>', opts: YamlOptions =
     customTags: [],
     resolveKnownTags: false, // !!binary, !!set, !!timestamp, !!omap stay unresolved → rejected below
     merge: false,
-    uniqueKeys: true,
+    uniqueKeys: false, // checked below in one pass: yaml's own check is quadratic (20k keys took 46 s)
     stringKeys: true,
     strict: true,
     prettyErrors: true,
@@ -54,6 +54,11 @@ export function parseYamlSafe(text: string, file = '<yaml>', opts: YamlOptions =
   for (const doc of list) {
     const problem = doc.errors[0] ?? doc.warnings[0];
     if (problem !== undefined) throw fromYamlError(problem, doc, file);
+    const dup = firstDuplicateKey(doc);
+    if (dup !== null) {
+      const pos = dup.offset === undefined ? undefined : lc.linePos(dup.offset);
+      throw new YamlError(file, pos?.line, pos?.col, `duplicate key ${JSON.stringify(dup.key.slice(0, 80))} (each key may appear once per mapping)`);
+    }
   }
   if (list.length === 0) return null;
   if (list.length > 1) {
@@ -107,6 +112,24 @@ export function readYamlFile(path: string, opts: YamlOptions = {}): unknown {
     throw new YamlError(path, undefined, undefined, 'config is not valid UTF-8');
   }
   return parseYamlSafe(text, path, { maxBytes });
+}
+
+/** The first key that appears twice in one mapping (a Set per mapping: linear in the number of keys). */
+function firstDuplicateKey(doc: Document): { key: string; offset: number | undefined } | null {
+  let found: { key: string; offset: number | undefined } | null = null;
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const k = String(pair.key.value);
+        if (seen.has(k)) { found = { key: k, offset: pair.key.range?.[0] }; return visit.BREAK; }
+        seen.add(k);
+      }
+      return undefined;
+    },
+  });
+  return found;
 }
 
 /** yaml's error → YamlError: first line of its message, its position, and the key for duplicates. */
