@@ -239,7 +239,12 @@ describe('plan CLI', () => {
       fails(['--load', ok, '--replicas', '16', '--gpus', 'x', '--out', out], /--gpus "x": allowed an integer in 1\.\.65536/),
       fails(['--load', ok, '--replicas', '16', '--gpus', '8', '--method', 'magic', '--out', out], /--method "magic" must be eplb or best/),
     ]);
-    // sizes: bounded before any work, overflow to Infinity refused, nodes must split the GPUs, top-k within the experts
+  }, 60_000);
+
+  it('refuses sizes before any work: bounds, overflow to Infinity, nodes that do not split the GPUs, top-k above the experts', async () => {
+    const ok = join(dir, 'ok-sizes.json');
+    writeFileSync(ok, JSON.stringify(README_WEIGHT));
+    const out = join(dir, 'x-sizes.json');
     const trace = join(dir, 'trace.jsonl');
     writeFileSync(trace, `${JSON.stringify({ step: 0, block: 'decoder', layer: 0, rank: 0, num_tokens: 1, topk: 1, top_indices: [[1e9]] })}\n`);
     await Promise.all([
@@ -250,5 +255,5 @@ describe('plan CLI', () => {
       fails(['--load', trace, '--experts', '1e9', '--replicas', '16', '--gpus', '8', '--out', out], /--experts "1e9": allowed an integer in 1\.\.16384/),
       fails(['--load', trace, '--replicas', '16', '--gpus', '8', '--out', out], /holds 1000000000, not an expert id below 16384/),
     ]);
-  }, 60_000);
+  }, 120_000);
 });
