@@ -1,7 +1,9 @@
 /**
  * The one place that chooses and initialises the TensorFlow.js backend.
  * wasm is the default in Node (SIMD, ≈30× the cpu backend on matMul); cpu is the fallback;
- * webgpu is used where a GPU adapter exists and falls back to wasm otherwise (never hangs).
+ * webgpu is used where a GPU adapter exists and falls back to wasm otherwise (never hangs), except where
+ * SWITCHYARD_REQUIRE_WEBGPU=1 (CI, under software Vulkan): there a missing adapter or a Dawn that fails to
+ * load is an error, so the WebGPU tests fail instead of skipping.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -42,6 +44,11 @@ async function registerWebGpu(): Promise<{ ok: boolean; why?: string }> {
   }
 }
 
+/** True where SWITCHYARD_REQUIRE_WEBGPU=1: asking for webgpu without an adapter is an error, not a fallback. */
+export function webgpuRequired(): boolean {
+  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.SWITCHYARD_REQUIRE_WEBGPU === '1';
+}
+
 /** Sets the active backend; returns the backend actually in use (webgpu falls back to wasm). */
 export async function initBackend(name: BackendName = 'wasm', opts: { quiet?: boolean } = {}): Promise<BackendName> {
   if (!BACKENDS.includes(name)) {
@@ -50,6 +57,9 @@ export async function initBackend(name: BackendName = 'wasm', opts: { quiet?: bo
   let target: BackendName = name;
   if (name === 'webgpu') {
     const r = await registerWebGpu();
+    if (!r.ok && webgpuRequired()) {
+      throw new Error(`backend: webgpu unavailable (${r.why}) and SWITCHYARD_REQUIRE_WEBGPU=1 forbids the fallback to wasm`);
+    }
     if (!r.ok) {
       if (!opts.quiet) console.warn(`switchyard: webgpu unavailable (${r.why}); falling back to wasm`);
       target = 'wasm';

@@ -18,6 +18,14 @@ export function describeBackends(name: string, body: (backend: BackendName) => v
   }
 }
 
+/**
+ * Activates webgpu if an adapter exists: false means the WebGPU tests skip (a machine without a GPU and
+ * without test/lavapipe/run.sh). Under SWITCHYARD_REQUIRE_WEBGPU=1 (CI) a missing adapter throws instead.
+ */
+export async function webgpuAvailable(): Promise<boolean> {
+  return (await initBackend('webgpu', { quiet: true })) === 'webgpu';
+}
+
 /** Asserts |a_i - b_i| <= atol + rtol·|b_i| elementwise, with a message naming the first bad index. */
 export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-5, rtol = 1e-4): void {
   expect(a.length).toBe(b.length);

@@ -1,7 +1,8 @@
 /**
  * The WGSL kernels (GEMM, row kernels) and the padded dispatcher on the webgpu backend, against plain-array
- * references and the cpu backend. Skipped where no GPU adapter exists (CI); on a machine without a GPU,
- * Mesa's lavapipe (software Vulkan) gives Dawn an adapter, which is how these run off the device.
+ * references and the cpu backend. On a machine without a GPU, Mesa's lavapipe (software Vulkan) gives Dawn an
+ * adapter: `test/lavapipe/run.sh npx vitest run test/webgpu_kernels.test.ts`. CI runs them so, with
+ * SWITCHYARD_REQUIRE_WEBGPU=1: a missing adapter fails the file there; elsewhere these tests skip.
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
@@ -13,9 +14,9 @@ import type { GemmEpilogue, GemmTile } from '../src/kernels/webgpu_gemm.ts';
 import { batchGemm } from '../src/moe/expert_ffn.ts';
 import { gatherRowsScaled, rowDot, sumRows } from '../src/moe/dispatch/permute.ts';
 import { Rng } from '../src/rng.ts';
-import { expectClose, randomArray } from './helpers.ts';
+import { expectClose, randomArray, webgpuAvailable } from './helpers.ts';
 
-const gpu = (await initBackend('webgpu', { quiet: true })) === 'webgpu';
+const gpu = await webgpuAvailable();
 
 /** out[z] = op(a[z])·op(b[z]) in float64 on plain arrays. */
 function gemmRef(a: Float32Array, b: Float32Array, Z: number, M: number, N: number, K: number, tA: boolean, tB: boolean): Float64Array {

@@ -1,6 +1,7 @@
 // Wraps the Vulkan loader so lavapipe (Mesa 22.3) passes Dawn's adapter checks: it reports the
 // *ArrayDynamicIndexing features (and BC textures) as supported, and clears them again from the features
 // Dawn then asks for at vkCreateDevice (tfjs shaders never index descriptor arrays). Test use only.
+// LOADER (a -D define from run.sh) is the real libvulkan.so.1 this shim forwards to.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <string.h>
@@ -29,7 +30,7 @@ static void my_feat2(void* pd, void* f2) { real_feat2(pd, f2); fix((uint32_t*)((
 static void my_feat2k(void* pd, void* f2) { real_feat2k(pd, f2); fix((uint32_t*)((char*)f2 + 16)); }
 static void init(void) {
   if (real) return;
-  real = dlopen("/tmp/lvp/root/usr/lib/x86_64-linux-gnu/libvulkan.so.1", RTLD_NOW | RTLD_LOCAL);
+  real = dlopen(LOADER, RTLD_NOW | RTLD_LOCAL);
   if (!real) { fprintf(stderr, "shim: %s\n", dlerror()); return; }
   real_gipa = (PFN_gipa)dlsym(real, "vkGetInstanceProcAddr");
 }
