@@ -2,11 +2,10 @@
  * Expert parallelism on worker threads: tokens/s of one MoE layer's training step (forward, backward,
  * AdamW) with experts on the main thread (ep 1) vs on 2 workers (ep 2), flat / chunked / hierarchical,
  * and the straggler's cost under a router skewed towards rank 0's experts vs a balanced one.
- * Run alone: `node bin/run-ts.js bench/parallel.ts [--quick]`.
+ * Run alone: `npm run bench -- --only parallel`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { cpus, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend.ts';
 import { MoELayer, type MoEConfig } from '../src/moe/layer.ts';
 import { Rng } from '../src/rng.ts';
@@ -207,9 +206,4 @@ export async function benchParallel(opts: { T?: number; D?: number; H?: number; 
     skewed_router: Object.fromEntries(biases.map((b) => [`bias_${b}`, { rows_per_rank: rows[b], rank0_share: share(rows[b]), ...summarize(skewSamples.get(`bias_${b}`)!, T) }])),
     planned_dispatch_bytes: planned,
   };
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const quick = process.argv.includes('--quick');
-  console.log(JSON.stringify(await benchParallel(quick ? { T: 512, D: 64, H: 256, rounds: 2 } : {}), null, 2));
 }

@@ -1,9 +1,8 @@
 /**
  * Planner benchmark: our planner ("best") vs the EPLB port on seeded Zipf traces (s = 0.5 … 1.5, many layers),
  * per suite mean/min balancedness for both and the share of layers where ours ≥ EPLB (must be 100%) and > EPLB;
- * plus simulator wall time on 4096 GPUs. Run alone: `node bin/run-ts.js bench/plan.ts`.
+ * plus simulator wall time on 4096 GPUs. Run alone: `npm run bench -- --only plan`.
  */
-import { pathToFileURL } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { rebalanceExperts } from '../src/plan/eplb.ts';
 import { rebalanceExpertsBest } from '../src/plan/refine.ts';
@@ -82,8 +81,4 @@ export async function benchPlan(): Promise<Record<string, unknown>> {
     skews: SKEWS, suites, share_best_ge_eplb_all: +(allGe / allLayers).toFixed(4),
     simulate_4096_gpus_58_layers_ms: simMs,
   };
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  console.log(JSON.stringify(await benchPlan(), null, 2));
 }

@@ -3,12 +3,11 @@
  * synthetic run of that size, times writeReport (generation) and textReport, measures the HTML size, and opens the
  * page in headless Chromium several times: time from navigation to every chart drawn (the page's own
  * performance.now() when its script sets ready, after a frame), chart-drawing time, and the slowest charts.
- * Needs /usr/bin/chromium. Run alone: `node bin/run-ts.js bench/report.ts`.
+ * Needs /usr/bin/chromium. Run alone: `npm run bench -- --only report`.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { textReport, writeReport } from '../src/report/report.ts';
 import { launchChromium, openReport } from '../src/report/screenshot.ts';
 import { writeSyntheticRun } from '../test/synthetic_run.ts';
@@ -61,8 +60,4 @@ export async function benchReport(opts: { steps?: number; layers?: number; exper
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  console.log(JSON.stringify(await benchReport(), null, 2));
 }

@@ -1,7 +1,7 @@
 /**
  * Sparse expert gradient accumulation (seed 004) vs plain accumulation, on a router left unbalanced
  * (no aux loss): final loss, load CV, and how often the cold experts are updated.
- * Run: node bin/run-ts.js bench/sparse_accum.ts
+ * Run alone: npm run bench -- --only sparse_accumulation
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -44,5 +44,3 @@ export async function benchSparseAccumulation(): Promise<Record<string, unknown>
   }
   return out;
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) console.log(JSON.stringify(await benchSparseAccumulation(), null, 2));

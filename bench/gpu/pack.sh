@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 mkdir -p .gpu
-node_modules/.bin/esbuild bench/run.ts --bundle --platform=node --format=esm --target=node20 --outfile=.gpu/bench.mjs \
-  --external:webgpu --log-level=warning "--banner:js=import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);"
+node bench/gpu/bundle.mjs bench/run.ts .gpu/bench.mjs
 ../shared/gpu/pack.sh node_modules/webgpu
 cp ../shared/gpu/enter.sh ../shared/gpu/reference_moe_torch.py .gpu/

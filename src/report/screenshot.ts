@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+// loaded on first use: a bundle of the benchmarks (bench/gpu/bundle.mjs) leaves it out and never needs it
+import type { Browser, Page } from 'playwright-core';
 
 /** Debian's chromium; SWITCHYARD_CHROMIUM overrides it. */
 export function chromiumPath(): string {
@@ -21,6 +22,7 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 export async function launchChromium(): Promise<Browser> {
   const exe = chromiumPath();
   if (!fs.existsSync(exe)) throw new Error(`chromium not found at ${exe}: install it (apt-get install -y chromium) or set SWITCHYARD_CHROMIUM to a Chromium binary`);
+  const { chromium } = await import('playwright-core');
   return chromium.launch({ executablePath: exe, args: CHROMIUM_ARGS, headless: true });
 }
 
