@@ -143,6 +143,11 @@ describe('cross-field checks', () => {
     expectIssue({ parallel: { ep_size: 3 } }, 'parallel.ep_size', 'expert_num·fine_grained = 8', 'parallel.ep_size = 3', '1, 2, 4, 8');
     expect(parseConfig({ parallel: { ep_size: 3, placement: 'plan.json' } }).parallel.ep_size).toBe(3);
     expectIssue({ parallel: { ep_size: 4, nodes: 3 } }, 'parallel.nodes', 'ep_size = 4', 'nodes = 3', '1, 2, 4');
+    // what backend webgpu cannot run is refused when the config is read, naming the field
+    expectIssue({ backend: 'webgpu', parallel: { ep_size: 2 } }, 'parallel.ep_size', 'parallel.ep_size = 2', 'backend webgpu', 'allowed with webgpu: 1');
+    expect(parseConfig({ backend: 'wasm', parallel: { ep_size: 2 } }).parallel.ep_size).toBe(2);
+    expectIssue({ backend: 'webgpu', balance: { grad_reweight: { enabled: true, mode: 'inverse_norm' } } }, 'balance.grad_reweight.mode', '"inverse_norm"', 'allowed with webgpu: utilization');
+    expect(parseConfig({ backend: 'webgpu', balance: { grad_reweight: { enabled: true, mode: 'utilization' } } }).backend).toBe('webgpu');
     expectIssue({ batch_size: 1, seq_len: 4, parallel: { chunks: 5 } }, 'parallel.chunks', 'chunks = 5', '4 tokens', '1..4');
   });
   it('balance controllers: bias needs a biasable router, dynamic capacity needs a factor, ordered bounds, accumulation', () => {

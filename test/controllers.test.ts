@@ -74,8 +74,10 @@ const ratioOpts: DynamicCapacityOptions = { rule: 'ratio', overloadThreshold: 1.
 describeBackends('aux-loss-free bias', () => {
   it('b_i += u·sign(mean − c_i) on the routed counts (hand-computed)', () => {
     const layer = new MoELayer(layerCfg({ numExperts: 4 }), new Rng(2));
-    tf.tidy(() => layer.expertBias.assign(tf.tensor1d([0.1, 0, 0, -0.2])));
     const c = new AuxFreeController(0.01);
+    c.restore({ bias: [[0.1, 0, 0, -0.2]] }); // the controller owns the bias: it starts from its state
+    c.attach([layer]);
+    expectClose(layer.expertBias.dataSync(), [0.1, 0, 0, -0.2], 1e-7);
     // routed mean = 4: expert 0 over (−u), 1 and 3 under (+u), 2 at the mean (0); loads are ignored.
     c.afterStep(ctxOf([layer], [{ load: i32([0, 0, 0, 0]), routed: i32([10, 2, 4, 0]), dropped: 0, assignments: 16, capacity: null }], 0));
     expectClose(layer.expertBias.dataSync(), [0.09, 0.01, 0, -0.19], 1e-7);

@@ -98,8 +98,16 @@ export function crossChecks(c: Config): ConfigIssue[] {
   if (p.ep_size % p.nodes !== 0) bad('parallel.nodes', `parallel.ep_size = ${p.ep_size} ranks cannot be split evenly into parallel.nodes = ${p.nodes} nodes; allowed: ${list(divisors(p.ep_size))}`);
   if (p.chunks > T) bad('parallel.chunks', `parallel.chunks = ${p.chunks} exceeds the ${T} tokens per micro-batch (batch_size·seq_len); allowed: 1..${T}`);
 
+  // What the webgpu backend cannot run (WebGPU in Node has no synchronous read-back).
+  if (c.backend === 'webgpu' && p.ep_size > 1) {
+    bad('parallel.ep_size', `parallel.ep_size = ${p.ep_size} runs experts in wasm worker threads fed by synchronous reads of the rows, which backend webgpu does not allow; allowed with webgpu: 1 (one GPU holds every expert), or backend wasm | cpu`);
+  }
+
   // Balance controllers.
   const b = c.balance;
+  if (c.backend === 'webgpu' && b.grad_reweight.enabled && b.grad_reweight.mode !== 'utilization') {
+    bad('balance.grad_reweight.mode', `balance.grad_reweight.mode "${b.grad_reweight.mode}" reads per-expert gradient norms back to the host between backward and update, which backend webgpu does not allow synchronously; allowed with webgpu: utilization (from the step's loads), or backend wasm | cpu`);
+  }
   if (b.aux_free.enabled && r.type !== 'topk' && r.type !== 'group_limited') {
     bad('balance.aux_free.enabled', `aux-loss-free balancing adds a selection bias that only router.type topk and group_limited take; got router.type "${r.type}"`);
   }

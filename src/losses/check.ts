@@ -2,7 +2,7 @@
  * Entry checks shared by the balance losses: shapes, dtypes and index ranges, with errors that
  * name the bad value (a wrong shape otherwise surfaces as a broadcast error deep inside tfjs).
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 
 /** Checks probs is a float [T, E] with T ≥ 1, E ≥ 1; returns [T, E]. */
 export function checkProbs(probs: tf.Tensor, who: string, name = 'probs'): [number, number] {
@@ -14,8 +14,10 @@ export function checkProbs(probs: tf.Tensor, who: string, name = 'probs'): [numb
 }
 
 /**
- * Checks int32 indices [T, k] with 1 ≤ k ≤ E and every value in 0..E-1 (reads the indices back:
- * tf.oneHot silently drops out-of-range ids, which would corrupt the counts); returns k.
+ * Checks int32 indices [T, k] with 1 ≤ k ≤ E and every value in 0..E-1 (tf.oneHot silently drops
+ * out-of-range ids, which would corrupt the counts); returns k. The values are read back where the backend
+ * reads synchronously; WebGPU cannot, and there the MoE layer's capacity step (applyCapacity), which
+ * reads the same indices for its host plan before any loss uses them, checks the range instead.
  */
 export function checkIndices(indices: tf.Tensor, T: number | null, E: number, who: string): number {
   if (indices.rank !== 2) throw new Error(`${who}: indices must be [T, k], got shape [${indices.shape}]`);
@@ -24,6 +26,7 @@ export function checkIndices(indices: tf.Tensor, T: number | null, E: number, wh
   if (T !== null && rows !== T) throw new Error(`${who}: indices has ${rows} rows, probs has T = ${T}`);
   if (rows < 1) throw new Error(`${who}: indices must be non-empty, got shape [${indices.shape}]`);
   if (k < 1 || k > E) throw new Error(`${who}: indices must have k in 1..${E} columns, got k = ${k}`);
+  if (tf.getBackend() === 'webgpu') return k;
   const v = indices.dataSync();
   for (let n = 0; n < v.length; n++) {
     if (v[n] < 0 || v[n] >= E) {

@@ -21,8 +21,10 @@ export const SINKHORN_TOLERANCE = 1e-3;
 /**
  * P = diag(e^u) · exp(cost) · diag(e^v) with Σ_e P[t,e] = 1 and Σ_t P[t,e] = T/E, by alternating
  * u = −logsumexp_e(cost + v), v = log(T/E) − logsumexp_t(cost + u) in log space (no overflow for
- * large logits). Runs until every row sum is within `tol` of 1 (columns are exact after each
- * iteration's column step) or `iterations` passes; tol ≤ 0 runs all of them without reading back.
+ * large logits). Stops at the first iteration whose row sums are all within `tol` of 1 (columns are
+ * exact after each iteration's column step), or after `iterations` passes; tol ≤ 0 runs all of them.
+ * The stop is decided on the device (v freezes once converged; later passes leave it as it was), so
+ * nothing is read back: the same result as breaking out of the loop, on every backend.
  * Megatron's version scales the same matrix to rows 1/T, columns 1/E (P/T): the same row-wise top-k.
  * A constant: no gradient flows into `cost`.
  */
@@ -40,23 +42,23 @@ export function sinkhorn(
   const logColTarget = Math.log(T / E);
   const logK = stopGradient(cost); // [T, E]
   let v: tf.Tensor = tf.zeros([1, E]);
+  // 1 once converged at an earlier iteration (v stays). Float, and ops that have gradients: the loop is
+  // on the tape when a caller differentiates through the router (no gradient reaches cost either way).
+  let done: tf.Tensor = tf.scalar(0);
   try {
     for (let i = 0; i < iterations; i++) {
-      const [vNext, rowErr] = tf.tidy(() => {
+      const [vNext, doneNext] = tf.tidy(() => {
         const u = tf.neg(tf.logSumExp(tf.add(logK, v), 1, true)); // [T, 1] rows → 1
         const vN = tf.sub(logColTarget, tf.logSumExp(tf.add(logK, u), 0, true)); // [1, E] columns → T/E
-        if (tol <= 0) return [vN, null];
+        if (tol <= 0) return [vN, done.clone()];
         // After the column step the columns are exact; the rows drift: measure how far.
         const rowSums = tf.exp(tf.logSumExp(tf.add(tf.add(logK, u), vN), 1)); // [T]
-        return [vN, tf.max(tf.abs(tf.sub(rowSums, 1)))];
+        const ok = tf.greaterEqual(tol, tf.max(tf.abs(tf.sub(rowSums, 1))));
+        return [tf.where(tf.greaterEqual(done, 0.5), v, vN), tf.maximum(done, tf.cast(ok, 'float32'))];
       });
-      v.dispose();
-      v = vNext!;
-      if (rowErr) {
-        const err = rowErr.dataSync()[0];
-        rowErr.dispose();
-        if (err <= tol) break;
-      }
+      tf.dispose([v, done]);
+      v = vNext;
+      done = doneNext;
     }
     return tf.tidy(() => {
       const u = tf.neg(tf.logSumExp(tf.add(logK, v), 1, true)); // [T, 1]
@@ -65,8 +67,7 @@ export function sinkhorn(
       return tf.exp(tf.add(logP, tf.sub(logColTarget, tf.logSumExp(logP, 0, true)))) as tf.Tensor2D;
     });
   } finally {
-    v.dispose();
-    logK.dispose();
+    tf.dispose([v, done, logK]);
   }
 }
 

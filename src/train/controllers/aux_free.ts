@@ -10,6 +10,8 @@
  * what it controls; after capacity the count of an overloaded expert is clipped at C and would understate
  * how overloaded it is. sign(0) = 0: an expert exactly at the mean keeps its bias.
  * Only routers that select by score take the bias (topk, group_limited; config/checks.ts enforces it).
+ * The biases live on the host (float32, the same arithmetic as on the device) and are written to the
+ * layers each step: nothing is read back, so the controller costs no device sync on any backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { MoELayer } from '../../moe/layer.ts';
@@ -28,6 +30,8 @@ export class AuxFreeController implements Controller {
   readonly updateRate: number;
   private layers: MoELayer[] | null = null;
   private pending: number[][] | null = null;
+  /** per layer: b, the host copy of layer.expertBias (the layers hold what this last wrote). */
+  private bias: Float32Array[] = [];
 
   /** u = balance.aux_free.update_rate (DeepSeek-V3 uses 0.001 for its first 14.3T tokens). */
   constructor(updateRate: number) {
@@ -39,9 +43,15 @@ export class AuxFreeController implements Controller {
     this.layers = sameLayers(this.layers, layers, 'AuxFreeController');
     if (this.pending !== null) {
       const rows = checkRows(this.pending, layers, 'AuxFreeController', 'bias');
-      rows.forEach((b, l) => tf.tidy(() => layers[l].expertBias.assign(tf.tensor1d(b))));
+      this.bias = rows.map((b) => Float32Array.from(b));
       this.pending = null;
-    }
+    } else if (this.bias.length !== layers.length) this.bias = layers.map((l) => new Float32Array(l.config.numExperts));
+    this.write();
+  }
+
+  /** layer.expertBias ← b for every layer. */
+  private write(): void {
+    this.layers!.forEach((layer, l) => tf.tidy(() => layer.expertBias.assign(tf.tensor1d(this.bias[l]))));
   }
 
   /** b ← b + u · sign(c̄ − c) on every layer's expertBias. */
@@ -49,10 +59,12 @@ export class AuxFreeController implements Controller {
     checkContext(ctx, 'AuxFreeController.afterStep');
     if (this.layers === null) this.attach(ctx.layers);
     this.layers = sameLayers(this.layers, ctx.layers, 'AuxFreeController.afterStep');
-    ctx.layers.forEach((layer, l) => {
+    ctx.layers.forEach((_, l) => {
       const delta = auxFreeBiasDelta(ctx.routed[l], this.updateRate);
-      tf.tidy(() => layer.expertBias.assign(tf.add(layer.expertBias, tf.tensor1d(delta))));
+      const b = this.bias[l];
+      for (let e = 0; e < b.length; e++) b[e] += delta[e]; // a Float32Array rounds as float32 addition does
     });
+    this.write();
   }
 
   /** max_i |b_i| per layer: how far the bias had to move to balance the router. */
@@ -74,6 +86,6 @@ export class AuxFreeController implements Controller {
   }
 
   private biases(): number[][] {
-    return this.layers!.map((layer) => Array.from(layer.expertBias.dataSync()));
+    return this.bias.map((b) => Array.from(b));
   }
 }

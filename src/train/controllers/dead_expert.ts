@@ -11,7 +11,7 @@
  *                  expert of a layer takes the (i mod #live)-th); w{1,2,3}[e] ← w{1,2,3}[h] + noise and
  *                  gate[:, e] ← gate[:, h] + noise, noise ~ N(0, (ρ·rms(slice))²) with ρ = copy_noise
  *                  (0.01): e starts as h's near-twin and splits h's tokens with it.
- * Neither touches the optimizer: the trainer may reset the revived slices' Adam moments (metrics list
+ * Both run on the device (nothing is read back). Neither touches the optimizer: the trainer may reset the revived slices' Adam moments (metrics list
  * them as `revived`). Biases and logit adjustments are left to their own controllers.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -102,7 +102,9 @@ export class DeadExpertController implements Controller {
           const h = live[i % live.length];
           for (const w of [layer.experts.w1, layer.experts.w2, layer.experts.w3]) if (w) copyRow(w, h, e, this.copyNoise, this.rng);
           const col = gateColumn(layer.gate, h);
-          setGateColumn(layer.gate, e, addRelNoise(col, this.copyNoise, this.rng));
+          const noisy = addRelNoise(col, this.copyNoise, this.rng);
+          setGateColumn(layer.gate, e, noisy);
+          tf.dispose([col, noisy]);
           this.lastRevived.push({ layer: l, expert: e, from: h });
         }
         tracker.reset(e);
@@ -140,34 +142,38 @@ export class DeadExpertController implements Controller {
   }
 }
 
-/** gate[:, e] of a [D, E] gate as numbers. */
-function gateColumn(gate: tf.Variable, e: number): Float32Array {
+/** gate[:, e] ← col (on the device: no read-back). */
+function setGateColumn(gate: tf.Variable, e: number, col: tf.Tensor | Float32Array): void {
   const [D, E] = gate.shape;
-  const g = gate.dataSync();
-  return Float32Array.from({ length: D }, (_, d) => g[d * E + e]);
+  tf.tidy(() => {
+    const c = col instanceof Float32Array ? tf.tensor2d(col, [D, 1]) : tf.reshape(col, [D, 1]);
+    const mask = tf.equal(tf.range(0, E, 1, 'int32'), e).reshape([1, E]); // [1, E] true at column e
+    gate.assign(tf.where(tf.broadcastTo(mask, [D, E]), tf.broadcastTo(c, [D, E]), gate));
+  });
 }
 
-/** gate[:, e] ← col. */
-function setGateColumn(gate: tf.Variable, e: number, col: Float32Array): void {
-  const [D, E] = gate.shape;
-  const g = (gate.dataSync() as Float32Array).slice();
-  for (let d = 0; d < D; d++) g[d * E + e] = col[d];
-  tf.tidy(() => gate.assign(tf.tensor(g, gate.shape)));
+/** gate[:, e] as a [D] tensor. */
+function gateColumn(gate: tf.Variable, e: number): tf.Tensor1D {
+  return tf.tidy(() => tf.reshape(tf.gather(gate, [e], 1), [-1]) as tf.Tensor1D);
 }
 
-/** x + N(0, (ρ · rms(x))²) noise, elementwise. */
-function addRelNoise(x: Float32Array, rho: number, rng: Rng): Float32Array {
-  let ss = 0;
-  for (const v of x) ss += v * v;
-  const std = rho * Math.sqrt(ss / Math.max(1, x.length));
-  const noise = rng.normals(x.length, std);
-  return Float32Array.from(x, (v, i) => v + noise[i]);
+/** x + N(0, (ρ · rms(x))²) noise, elementwise, on the device (the unit normals come from the seeded host rng). */
+function addRelNoise(x: tf.Tensor, rho: number, rng: Rng): tf.Tensor {
+  const z = rng.normals(x.size);
+  return tf.tidy(() => {
+    const std = tf.mul(rho, tf.sqrt(tf.mean(tf.square(x)))); // ρ · rms(x)
+    return tf.add(x, tf.mul(tf.tensor(z, x.shape), std));
+  });
 }
 
-/** Stacked [E, …] weights: row `to` ← row `from` + relative noise. */
+/** Stacked [E, …] weights: row `to` ← row `from` + relative noise (on the device). */
 function copyRow(w: tf.Variable, from: number, to: number, rho: number, rng: Rng): void {
-  const n = w.size / w.shape[0];
-  const data = (w.dataSync() as Float32Array).slice();
-  data.set(addRelNoise(data.subarray(from * n, (from + 1) * n), rho, rng), to * n);
-  tf.tidy(() => w.assign(tf.tensor(data, w.shape)));
+  const E = w.shape[0];
+  const row = tf.tidy(() => tf.gather(w, [from], 0)); // [1, …]
+  const noisy = addRelNoise(row, rho, rng);
+  tf.tidy(() => {
+    const mask = tf.equal(tf.range(0, E, 1, 'int32'), to).reshape([E, ...w.shape.slice(1).map(() => 1)]);
+    w.assign(tf.where(tf.broadcastTo(mask, w.shape), tf.broadcastTo(noisy, w.shape), w));
+  });
+  tf.dispose([row, noisy]);
 }

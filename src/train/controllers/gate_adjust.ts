@@ -85,6 +85,8 @@ export class GateAdjustController implements Controller {
   private readonly rng: Rng | null;
   private st: GateState;
   private pendingAdjust = false;
+  /** per layer: the adjustment last written to layer.logitAdjust (host copy: metrics read no tensor). */
+  private lastAdjust: Float32Array[] = [];
 
   /** rng: the exploration noise of the learned strength (needed only with learned: true). */
   constructor(o: GateAdjustOptions, rng: Rng | null = null) {
@@ -168,6 +170,7 @@ export class GateAdjustController implements Controller {
       const counts = new Array<number>(h[0].length).fill(0);
       for (const row of h) row.forEach((c, i) => { counts[i] += c; });
       const adj = gateAdjustment(counts, this.st.strength);
+      this.lastAdjust[l] = adj;
       tf.tidy(() => layer.logitAdjust.assign(tf.tensor1d(adj)));
     });
   }
@@ -176,7 +179,7 @@ export class GateAdjustController implements Controller {
   metrics(): Record<string, unknown> {
     const out: Record<string, unknown> = { gate_adjust_strength: this.st.strength };
     if (this.learned) Object.assign(out, { gate_adjust_mu: this.st.mu, gate_adjust_reward: this.st.reward });
-    if (this.layers !== null) out.gate_adjust_absmax = this.layers.map((l) => Math.max(...Array.from(l.logitAdjust.dataSync(), Math.abs)));
+    if (this.layers !== null) out.gate_adjust_absmax = this.layers.map((l, i) => (this.lastAdjust[i] ? Math.max(...Array.from(this.lastAdjust[i], Math.abs)) : 0));
     return out;
   }
 
