@@ -68,7 +68,7 @@ export function register(program: Command): void {
       if (!trainer.data.tokenizer) throw new Error(`${runDir}: model_type ${trainer.cfg.model_type} does not generate text`);
       const tok = trainer.data.tokenizer;
       const prompt = encode(tok, text);
-      const ids = generateTokens(trainer.model, prompt, {
+      const ids = await generateTokens(trainer.model, prompt, {
         maxTokens, temperature: num(o.temperature, 'temperature', 0), topK: Math.floor(num(o.topK, 'top-k', 1)),
       }, new Rng(Math.floor(num(o.seed, 'seed', 0))));
       console.log(decode(tok, ids));

@@ -2,21 +2,24 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MoEModel } from './model.ts';
 import type { Rng } from '../rng.ts';
+import { scoped } from '../ops/async_grads.ts';
 
 export interface SampleOptions { maxTokens: number; temperature: number; topK: number }
 
-/** Appends maxTokens sampled ids to `prompt` (context cropped to the model's seq_len). */
-export function generateTokens(model: MoEModel, prompt: Int32Array, opts: SampleOptions, rng: Rng): Int32Array {
+/** Appends maxTokens sampled ids to `prompt` (context cropped to the model's seq_len); reads with `await data()`. */
+export async function generateTokens(model: MoEModel, prompt: Int32Array, opts: SampleOptions, rng: Rng): Promise<Int32Array> {
   if (model.cfg.model_type !== 'moe_llama') throw new Error(`generate: model_type ${model.cfg.model_type} is not a language model`);
   if (prompt.length === 0) throw new Error('generate: the prompt is empty');
   const L = model.cfg.seq_len;
   const ids = Array.from(prompt);
   for (let n = 0; n < opts.maxTokens; n++) {
     const ctx = ids.slice(-L);
-    const logits = tf.tidy(() => {
-      const out = model.forwardLM(Int32Array.from(ctx), Int32Array.from(ctx), 1, ctx.length, () => ({ training: false }));
-      return out.output.slice([ctx.length - 1, 0], [1, model.vocab]).dataSync() as Float32Array; // sync: one row per token
+    const row = await scoped(async () => {
+      const out = await model.forwardLMAsync(Int32Array.from(ctx), Int32Array.from(ctx), 1, ctx.length, () => ({ training: false }));
+      return out.output.slice([ctx.length - 1, 0], [1, model.vocab]);
     });
+    const logits = (await row.data()) as Float32Array; // one row per token
+    row.dispose();
     ids.push(sampleFrom(logits, opts, rng));
   }
   return Int32Array.from(ids);

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { denseHidden, type Config } from '../config/schema.ts';
 import { ffn, initVariable, type Activation } from '../moe/experts.ts';
-import { MoELayer, type AuxLossName, type ForwardContext, type MoEConfig, type MoEOutput } from '../moe/layer.ts';
+import { MoELayer, type AuxLossName, type ForwardContext, type HostRouting, type MoEConfig, type MoEOutput } from '../moe/layer.ts';
 import { gatherRows } from '../ops/gather_rows.ts';
 import { crossEntropy } from '../ops/cross_entropy.ts';
 import type { Rng } from '../rng.ts';
@@ -68,6 +68,47 @@ export function moeConfigFromConfig(cfg: Config): MoEConfig {
 
 /** Per-layer forward context: the trainer's step context plus global-batch balance statistics. */
 export type LayerContext = (layer: number) => ForwardContext;
+
+/** What the forward pass asks for before each MoE layer: that layer's routing decisions on the host. */
+export interface RoutingRequest {
+  layer: MoELayer;
+  /** the layer's input [T, D]. */
+  x: tf.Tensor2D;
+  ctx: ForwardContext;
+}
+
+/**
+ * A forward pass written once as a generator: it yields before each MoE layer and takes the layer's host
+ * routing back (or undefined: the layer reads its own decisions synchronously). forwardLM / forwardMlp
+ * drive it synchronously, forwardLMAsync / forwardMlpAsync with `await data()` reads (what WebGPU allows).
+ */
+type ForwardSteps = Generator<RoutingRequest, ModelOutput, HostRouting | undefined>;
+
+/**
+ * The routing decisions of `layer` on x, read back with `await data()`. Router noise is drawn from
+ * ctx.rng here and drawn again, identically, when the layer's forward routes on the tape: the stream's
+ * state is put back after the read.
+ */
+export async function readLayerRouting(req: RoutingRequest): Promise<HostRouting> {
+  const saved = req.ctx.rng?.getState();
+  const host = await req.layer.readRouting(req.x, req.ctx);
+  if (saved) req.ctx.rng!.setState(saved);
+  return host;
+}
+
+/** Runs a forward generator to its end; each layer reads its own routing (a synchronous read). */
+function runSync(steps: ForwardSteps): ModelOutput {
+  let r = steps.next();
+  while (!r.done) r = steps.next(undefined);
+  return r.value;
+}
+
+/** Runs a forward generator to its end, reading each MoE layer's routing with `await data()`. */
+async function runAsync(steps: ForwardSteps): Promise<ModelOutput> {
+  let r = steps.next();
+  while (!r.done) r = steps.next(await readLayerRouting(r.value));
+  return r.value;
+}
 
 export interface ModelOutput {
   /** task loss: cross-entropy (moe_llama, nats/token) or MSE (moe_mlp). */
@@ -148,15 +189,34 @@ export class MoEModel {
     return this.variables().reduce((s, v) => s + v.size, 0);
   }
 
-  /** LM forward on token ids [B·L] → logits [B·L, V] and cross-entropy against targets. */
+  /** LM forward on token ids [B·L] → logits [B·L, V] and cross-entropy against targets (synchronous reads). */
   forwardLM(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext): ModelOutput {
-    const { dim: D, heads } = this.cfg;
+    return runSync(this.lmSteps(inputs, targets, B, L, ctx));
+  }
+
+  /** forwardLM with each MoE layer's routing read by `await data()`: the one forward pass every backend trains with. */
+  forwardLMAsync(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext): Promise<ModelOutput> {
+    return runAsync(this.lmSteps(inputs, targets, B, L, ctx));
+  }
+
+  /** moe_mlp forward: x [T, D] through the MoE layers in turn; MSE against targets (synchronous reads). */
+  forwardMlp(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext): ModelOutput {
+    return runSync(this.mlpSteps(x, target, ctx));
+  }
+
+  /** forwardMlp with each MoE layer's routing read by `await data()`. */
+  forwardMlpAsync(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext): Promise<ModelOutput> {
+    return runAsync(this.mlpSteps(x, target, ctx));
+  }
+
+  private *lmSteps(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext): ForwardSteps {
+    const { heads } = this.cfg;
     const p = this.params as Record<string, tf.Tensor>;
     if (!this.mask || this.mask.shape[0] !== L) this.prepare(L);
     let h = gatherRows(p.tok_emb as tf.Tensor2D, tf.tensor1d(inputs, 'int32')); // [B·L, D]
     if (p.pos_emb) h = tf.add(h, tf.tile(p.pos_emb, [B, 1])) as tf.Tensor2D;
     const moe: MoEOutput[] = [];
-    this.blockMoe.forEach((layer, i) => {
+    for (const [i, layer] of this.blockMoe.entries()) {
       const pre = `blocks.${i}`;
       const a = causalSelfAttention(rmsNorm(h, p[`${pre}.attn_norm`] as tf.Tensor1D),
         { wq: p[`${pre}.attn.wq`] as tf.Tensor2D, wk: p[`${pre}.attn.wk`] as tf.Tensor2D, wv: p[`${pre}.attn.wv`] as tf.Tensor2D, wo: p[`${pre}.attn.wo`] as tf.Tensor2D },
@@ -165,28 +225,30 @@ export class MoEModel {
       const x = rmsNorm(h, p[`${pre}.ffn_norm`] as tf.Tensor1D);
       let f: tf.Tensor2D;
       if (layer) {
-        const out = layer.forward(x, ctx(moe.length));
+        const c = ctx(moe.length);
+        const host = yield { layer, x, ctx: c };
+        const out = layer.forward(x, host ? { ...c, hostRouting: host } : c);
         moe.push(out);
         f = out.y;
       } else {
         f = ffn(x, p[`${pre}.ffn.w1`] as tf.Tensor2D, p[`${pre}.ffn.w2`] as tf.Tensor2D, (p[`${pre}.ffn.w3`] as tf.Tensor2D) ?? null, this.cfg.activation as Activation);
       }
       h = tf.add(h, f) as tf.Tensor2D;
-    });
+    }
     const logits = tf.matMul(rmsNorm(h, p.norm_f as tf.Tensor1D), p.lm_head) as tf.Tensor2D; // [B·L, V]
-    void D;
     return { loss: crossEntropy(logits, targets), output: logits, moe };
   }
 
-  /** moe_mlp forward: x [T, D] through the MoE layers in turn; MSE against targets. */
-  forwardMlp(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext): ModelOutput {
+  private *mlpSteps(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext): ForwardSteps {
     let h = x;
     const moe: MoEOutput[] = [];
-    this.moeLayers.forEach((layer, i) => {
-      const out = layer.forward(h, ctx(i));
+    for (const [i, layer] of this.moeLayers.entries()) {
+      const c = ctx(i);
+      const host = yield { layer, x: h, ctx: c };
+      const out = layer.forward(h, host ? { ...c, hostRouting: host } : c);
       moe.push(out);
       h = out.y;
-    });
+    }
     return { loss: tf.losses.meanSquaredError(target, h) as tf.Scalar, output: h, moe };
   }
 

@@ -49,3 +49,16 @@ export async function variableGradsAsync(f: () => Promise<tf.Scalar>, varList: t
   vars.forEach((v, i) => { if (grads[i] !== null) named[v.name] = grads[i]!; });
   return { value: value as tf.Scalar, grads: named };
 }
+
+/** tf.tidy for an async body: every tensor it makes is disposed except the result. */
+export async function scoped<T extends tf.TensorContainer>(f: () => Promise<T>): Promise<T> {
+  tf.engine().startScope();
+  try {
+    const out = await f();
+    tf.engine().endScope(out);
+    return out;
+  } catch (e) {
+    tf.engine().endScope();
+    throw e;
+  }
+}

@@ -67,19 +67,24 @@ function toSafe(arrays: Record<string, { data: Float32Array; shape: number[] }>)
   return out;
 }
 
-/** Writes a checkpoint atomically (temp folder + rename) and prunes all but the newest `keep`. */
-export function saveCheckpoint(
+/**
+ * Writes a checkpoint atomically (temp folder + rename) and prunes all but the newest `keep`. The
+ * parameters are read back with `await data()` first (the only read WebGPU allows), before anything is written.
+ */
+export async function saveCheckpoint(
   runDir: string, params: Record<string, tf.Variable>, optimizer: AdamWState, paramShapes: Record<string, number[]>,
   state: TrainState, keep: number,
-): string {
+): Promise<string> {
+  const model: Record<string, { data: Float32Array; shape: number[] }> = {};
+  const names = Object.keys(params);
+  const values = await Promise.all(names.map((name) => params[name].data() as Promise<Float32Array>));
+  names.forEach((name, i) => { model[name] = { data: values[i], shape: params[name].shape }; });
   const root = path.join(runDir, CHECKPOINT_DIR);
   fs.mkdirSync(root, { recursive: true });
   const final = path.join(root, checkpointName(state.step));
   const tmp = path.join(root, `.tmp-${checkpointName(state.step)}-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
-  const model: Record<string, { data: Float32Array; shape: number[] }> = {};
-  for (const [name, v] of Object.entries(params)) model[name] = { data: v.dataSync() as Float32Array, shape: v.shape }; // sync: checkpoint time only
   writeSafetensorsAtomic(path.join(tmp, 'model.safetensors'), toSafe(model), { format: 'switchyard', step: String(state.step) });
   const opt: Record<string, { data: Float32Array; shape: number[] }> = {};
   for (const name of Object.keys(optimizer.m)) {
