@@ -78,7 +78,26 @@ export async function initBackend(name: BackendName = 'wasm', opts: { quiet?: bo
       console.warn = warn;
     }
   }
+  if (target === 'webgpu') watchGpuErrors();
   return target;
+}
+
+const gpuErrors: string[] = [];
+let watchedDevice: unknown = null;
+
+/** Collects the WebGPU device's uncaptured errors (an invalid shader otherwise only prints and skips its work). */
+function watchGpuErrors(): void {
+  const device = (tf.backend() as unknown as { device?: { addEventListener?(t: string, f: (e: { error?: { message?: string } }) => void): void } }).device;
+  if (!device || device === watchedDevice || !device.addEventListener) return;
+  watchedDevice = device;
+  device.addEventListener('uncapturederror', (e) => { gpuErrors.push(e.error?.message?.split('\n')[0] ?? 'unknown WebGPU error'); });
+}
+
+/** Throws if the WebGPU device reported an error since the last call (a skipped command buffer: wrong numbers). */
+export function checkGpuErrors(): void {
+  if (gpuErrors.length === 0) return;
+  const all = gpuErrors.splice(0);
+  throw new Error(`WebGPU reported ${all.length} error(s); the first: ${all[0]}`);
 }
 
 /** The name of the backend in use. */

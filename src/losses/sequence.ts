@@ -31,8 +31,9 @@ export function sequenceAuxLoss(
   if (T % seqLen !== 0) throw new Error(`${who}: T = ${T} tokens is not a multiple of seqLen = ${seqLen}`);
   const S = T / seqLen;
   return tf.tidy(() => {
-    const hot = tf.oneHot(tf.reshape(indices, [S, seqLen * k]), E); // [S, L·k, E] int32
-    const f = tf.div(tf.cast(tf.sum(hot, 1), 'float32'), seqLen * k); // [S, E]
+    // float before the sum: tfjs-webgpu's int32 transpose inside a 3-D reduction emits invalid WGSL
+    const hot = tf.cast(tf.oneHot(tf.reshape(indices, [S, seqLen * k]), E), 'float32'); // [S, L·k, E]
+    const f = tf.div(tf.sum(hot, 1), seqLen * k); // [S, E]
     const P = tf.mean(tf.reshape(probs, [S, seqLen, E]), 1); // [S, E]
     return tf.mul(tf.sum(tf.mul(f, P)), E / S) as tf.Scalar;
   });

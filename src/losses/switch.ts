@@ -17,8 +17,9 @@ import { checkIndices, checkNumExperts, checkRouting, checkStat } from './check.
 /** counts_i = Σ_{t,j} [indices[t,j] = i] as float32 [E]; no checks (callers validate). */
 export function oneHotCounts(indices: tf.Tensor2D, numExperts: number): tf.Tensor1D {
   return tf.tidy(() => {
-    const hot = tf.oneHot(indices, numExperts); // [T, k, E] int32
-    return tf.cast(tf.sum(hot, [0, 1]), 'float32') as tf.Tensor1D; // [E]
+    // float before the sum, as 2-D: tfjs-webgpu's int32 transpose inside a 3-D reduction emits invalid WGSL
+    const hot = tf.reshape(tf.cast(tf.oneHot(indices, numExperts), 'float32'), [-1, numExperts]); // [T·k, E]
+    return tf.sum(hot, 0) as tf.Tensor1D; // [E]
   });
 }
 
