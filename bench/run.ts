@@ -1,8 +1,9 @@
 /**
- * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only speed,plan,parallel,report,sparse_accumulation,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt]`:
+ * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only lm,speed,plan,parallel,report,sparse_accumulation,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt] [-- --torch-lm c.txt]`:
  * runs the benchmarks and writes bench/results.json (merged per backend, so wasm and webgpu figures can
  * live side by side). `speed` (bench/run_speed.ts) prints its markdown table; `--torch` takes the output
- * of reference_moe_torch.py (as given, then with x.requires_grad) from the same device call.
+ * of reference_moe_torch.py (as given, then with x.requires_grad) from the same device call; `lm` (bench/lm.ts)
+ * times whole Trainer steps (gpu-lm on WebGPU, small-lm), `--torch-lm` the PyTorch LM reference's output.
  */
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { cpus } from 'node:os';
 import { initBackend, type BackendName } from '../src/backend.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
+import { benchLm } from './lm.ts';
 import { benchMoe } from './moe.ts';
 import { benchSpeed } from './run_speed.ts';
 import { benchPlan } from './plan.ts';
@@ -21,7 +23,7 @@ const args = process.argv.slice(2);
 const arg = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
 const requested = (arg('backend') ?? 'wasm') as BackendName;
 // default: every CPU benchmark (the GPU run takes --only speed with --backend webgpu)
-const only = arg('only')?.split(',') ?? (requested === 'webgpu' ? ['speed'] : ['speed', 'plan', 'parallel', 'report', 'sparse_accumulation']);
+const only = arg('only')?.split(',') ?? (requested === 'webgpu' ? ['lm', 'speed'] : ['speed', 'plan', 'parallel', 'report', 'sparse_accumulation']);
 const out = arg('out') ?? 'bench/results.json';
 
 const backend = await initBackend(requested);
@@ -35,6 +37,7 @@ if (backend === 'webgpu') {
 }
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   speed: () => benchSpeed({ quick: args.includes('--quick'), smoke: args.includes('--smoke'), torch: arg('torch')?.split(',') }),
+  lm: () => benchLm({ torchLm: arg('torch-lm')?.split(','), steps: args.includes('--quick') ? 2 : undefined }),
   moe: () => benchMoe(),
   plan: () => benchPlan(),
   parallel: () => benchParallel(),

@@ -11,7 +11,7 @@ import { gemmTuning } from '../src/moe/expert_ffn.ts';
 import { breakdown, denseFigures, dispatchersAgree, matmulCeiling, moeFigures, profileStep, stepPhases, syncLatency, type MoeFigures, type Shape } from './speed.ts';
 import { gemmSearch } from './gemm_search.ts';
 import { speedTable } from './speed_table.ts';
-import { leakCheck, smallLmSpeed } from './train_speed.ts';
+import { leakCheck, lmSpeed } from './train_speed.ts';
 
 /** Lines of reference_moe_torch.py: "torch tf32=False moe step: 35.1 ms, …" and "… matmul 8192: 52000 GFLOPS". */
 export function parseTorch(text: string): Record<string, number> {
@@ -96,7 +96,7 @@ export async function benchSpeed(opts: { torch?: string[]; quick?: boolean; smok
   log('leak check (200 steps)');
   r.leak = await leakCheck();
   log('small-LM training');
-  r.small_lm = await smallLmSpeed(opts.quick || opts.smoke ? 2 : 4);
+  r.small_lm = await lmSpeed('small-lm.yaml', opts.quick || opts.smoke ? 2 : 4);
   console.log(speedTable(backend, r));
   return r;
 }

@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import './ops/topk_grad.ts';
 import './ops/matmul_grad.ts';
 import './kernels/wasm_fast.ts';
+import { watchGpuErrors } from './gpu_errors.ts';
 
 export type BackendName = 'wasm' | 'cpu' | 'webgpu';
 export const BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'webgpu'];
@@ -82,22 +83,9 @@ export async function initBackend(name: BackendName = 'wasm', opts: { quiet?: bo
   return target;
 }
 
-const gpuErrors: string[] = [];
-let watchedDevice: unknown = null;
-
-/** Collects the WebGPU device's uncaptured errors (an invalid shader otherwise only prints and skips its work). */
-function watchGpuErrors(): void {
-  const device = (tf.backend() as unknown as { device?: { addEventListener?(t: string, f: (e: { error?: { message?: string } }) => void): void } }).device;
-  if (!device || device === watchedDevice || !device.addEventListener) return;
-  watchedDevice = device;
-  device.addEventListener('uncapturederror', (e) => { gpuErrors.push(e.error?.message?.split('\n')[0] ?? 'unknown WebGPU error'); });
-}
-
-/** Throws if the WebGPU device reported an error since the last call (a skipped command buffer: wrong numbers). */
-export function checkGpuErrors(): void {
-  if (gpuErrors.length === 0) return;
-  const all = gpuErrors.splice(0);
-  throw new Error(`WebGPU reported ${all.length} error(s); the first: ${all[0]}`);
+/** True once Dawn was started in this process (its instance keeps Node's event loop alive: exit explicitly). */
+export function dawnStarted(): boolean {
+  return webgpuTried && (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu !== undefined;
 }
 
 /** The name of the backend in use. */

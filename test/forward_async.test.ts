@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
-import { parseConfig } from '../src/config.ts';
+import { parseConfig } from '../src/config/load.ts';
 import { MoEModel } from '../src/model/model.ts';
 import { Rng } from '../src/rng.ts';
 import { describeBackends } from './helpers.ts';

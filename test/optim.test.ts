@@ -34,7 +34,7 @@ function refStep(ps: RefParam[], grads: number[][], lr: number, t: number, o: { 
 }
 
 describeBackends('AdamW', () => {
-  it('matches a plain-JS AdamW over 5 steps (decay on the matrix only)', () => {
+  it('matches a plain-JS AdamW over 5 steps (decay on the matrix only)', async () => {
     const shapes: [string, number[]][] = [[fresh('layer0/w'), [2, 3]], [fresh('layer0/bias'), [3]], [fresh('norm/gain'), [4]]];
     const vars = shapes.map(([n, s], j) => mkVar(randomArray(s.reduce((a, b) => a * b, 1), 10 + j), s, n));
     const o = { b1: 0.9, b2: 0.95, eps: 1e-8, wd: 0.1 };
@@ -51,7 +51,7 @@ describeBackends('AdamW', () => {
     }
     expect(opt.stepCount).toBe(5);
     vars.forEach((v, j) => expectClose(v.dataSync(), ref[j].theta, 1e-6, 1e-5));
-    const st = opt.getState();
+    const st = await opt.getState();
     vars.forEach((v, j) => {
       expectClose(st.m[v.name], ref[j].m, 1e-7, 1e-5);
       expectClose(st.v[v.name], ref[j].v, 1e-9, 1e-5);
@@ -96,7 +96,7 @@ describeBackends('AdamW', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('getState → fresh optimizer + setState gives a bitwise-identical next step', () => {
+  it('getState → fresh optimizer + setState gives a bitwise-identical next step', async () => {
     const names = [fresh('emb'), fresh('w')];
     const shapes = [[5, 3], [3, 3]];
     const make = (vals: Float32Array[]) => names.map((n, j) => mkVar(vals[j], shapes[j], n));
@@ -106,7 +106,7 @@ describeBackends('AdamW', () => {
     let vars = make(names.map((_, j) => randomArray(shapes[j][0] * shapes[j][1], 50 + j)));
     let opt = new AdamW(vars, { weightDecay: 0.1 });
     for (let t = 1; t <= 3; t++) run(opt, t);
-    const saved = { params: vars.map((v) => (v.dataSync() as Float32Array).slice()), state: opt.getState() };
+    const saved = { params: vars.map((v) => (v.dataSync() as Float32Array).slice()), state: await opt.getState() };
     run(opt, 4);
     const straight = vars.map((v) => (v.dataSync() as Float32Array).slice());
     opt.dispose();
@@ -196,7 +196,7 @@ describe('learningRate', () => {
 });
 
 describeBackends('AdamW masks', () => {
-  it('a zero mask row holds that slice of the weights and both moments; a one row updates as usual', () => {
+  it('a zero mask row holds that slice of the weights and both moments; a one row updates as usual', async () => {
     const p = tf.variable(tf.tensor3d([1, 2, 3, 4], [2, 2, 1]));
     const q = tf.variable(tf.tensor3d([1, 2, 3, 4], [2, 2, 1]));
     const masked = new AdamW([p], { weightDecay: 0.1 });
@@ -208,7 +208,7 @@ describeBackends('AdamW masks', () => {
     const pv = Array.from(p.dataSync()), qv = Array.from(q.dataSync());
     expect(pv.slice(0, 2)).toEqual([1, 2]); // frozen: untouched, no decay
     expect(pv.slice(2)).toEqual(qv.slice(2)); // active rows: exactly the plain update
-    const st = masked.getState();
+    const st = await masked.getState();
     expect(Array.from(st.m[p.name].slice(0, 2))).toEqual([0, 0]);
     expect(Array.from(st.v[p.name].slice(0, 2))).toEqual([0, 0]);
   });

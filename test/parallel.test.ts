@@ -217,7 +217,7 @@ async function checkTraining(ep: ExpertParallel, cfg: MoEConfig, layers: number,
   expect(ref.losses[STEPS - 1]).toBeLessThan(ref.losses[0]); // it trained
   expectClose(b.win.dataSync(), a.win.dataSync(), 1e-6, 1e-4);
   const opt = await ep.getOptimizerState();
-  const refState = ref.adam.getState();
+  const refState = await ref.adam.getState();
   expect(opt.step).toBe(STEPS);
   for (let l = 0; l < layers; l++) {
     expectClose(b.layers[l].gate.dataSync(), a.layers[l].gate.dataSync(), 1e-6, 1e-4);

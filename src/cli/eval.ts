@@ -36,7 +36,7 @@ export function register(program: Command): void {
     .option('--batches <n>', 'validation batches (default: the config\'s eval_batches)')
     .action(async (runDir: string, o: { batches?: string }) => {
       const { trainer, step } = await openRun(runDir, o.batches ? [`eval_batches=${o.batches}`] : []);
-      const ev = evaluate(trainer.model, trainer.data);
+      const ev = await evaluate(trainer.model, trainer.data);
       console.log(`${runDir} at step ${step}: val_loss ${ev.loss.toFixed(4)}  perplexity ${Math.exp(ev.loss).toFixed(3)}`);
       const rows = ev.perLayerLoad.map((load, l) => {
         const m = summarizeLoad(load);

@@ -25,3 +25,6 @@ try {
   if (process.env.DEBUG?.includes('switchyard')) console.error(err.stack);
   process.exitCode = 1;
 }
+// Dawn (the webgpu backend) keeps the event loop alive after the command is done.
+const { dawnStarted } = await import('../backend.ts');
+if (dawnStarted()) process.exit(process.exitCode ?? 0);

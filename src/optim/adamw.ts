@@ -3,6 +3,8 @@
  *   m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,  m̂ = m/(1−β1^t),  v̂ = v/(1−β2^t)
  *   θ ← θ − lr·(m̂/(√v̂ + ε) + λ·θ)        (λ·θ only where decay(name, shape) is true)
  * A class because it owns state (m, v, t); getState/setState let a checkpoint restore it bit for bit.
+ * Everything runs on the device, nothing is read back: the update of one tensor is adamwUpdate (the one
+ * place a fused kernel would slot in).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -36,6 +38,33 @@ interface Slot {
   m: tf.Variable;
   v: tf.Variable;
   decay: boolean;
+}
+
+/** The constants of one AdamW update (bias corrections bc = 1 − β^t for this step's t). */
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** λ for this tensor (0 where it does not decay). */
+  weightDecay: number;
+  bc1: number;
+  bc2: number;
+}
+
+/**
+ * One AdamW update of one tensor: m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g²,
+ * θ' = θ − lr·(m'/bc1 / (√(v'/bc2) + ε) + λ·θ). Returns new tensors; the caller assigns them.
+ */
+export function adamwUpdate(theta: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, h: AdamWHyper): { theta: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+  return tf.tidy(() => {
+    const gf = g.dtype === 'float32' ? g : tf.cast(g, 'float32');
+    const m2 = tf.add(tf.mul(m, h.beta1), tf.mul(gf, 1 - h.beta1)); // same shape as θ
+    const v2 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(gf), 1 - h.beta2));
+    let upd = tf.div(tf.div(m2, h.bc1), tf.add(tf.sqrt(tf.div(v2, h.bc2)), h.eps)); // m̂/(√v̂+ε)
+    if (h.weightDecay > 0) upd = tf.add(upd, tf.mul(theta, h.weightDecay)); // + λ·θ (old θ)
+    return { theta: tf.sub(theta, tf.mul(upd, h.lr)), m: m2, v: v2 };
+  });
 }
 
 function checkIn(x: number, name: string, lo: number, hi: number, hiOpen: boolean): number {
@@ -96,10 +125,8 @@ export class AdamW {
   /**
    * One update with step size lr (t ← t + 1). Params without a gradient in grads are left alone (moments too),
    * like PyTorch's grad = None; a gradient for an unknown name or of the wrong shape is an error.
-   */
-  /**
-   * One update. `masks` (optional, per param name, broadcastable to the param, 1 = update, 0 = hold)
-   * freezes slices entirely — weights and both moments — as sparse expert accumulation needs.
+   * `masks` (optional, per param name, broadcastable to the param, 1 = update, 0 = hold) freezes slices
+   * entirely — weights and both moments — as sparse expert accumulation needs.
    */
   step(grads: Record<string, tf.Tensor>, lr: number, masks: Record<string, tf.Tensor> = {}): void {
     this.checkLive();
@@ -118,27 +145,35 @@ export class AdamW {
       for (const [name, s] of this.slots) {
         const g = grads[name];
         if (g === undefined) continue;
-        const gf = g.dtype === 'float32' ? g : tf.cast(g, 'float32');
-        const m = tf.add(tf.mul(s.m, this.beta1), tf.mul(gf, 1 - this.beta1)); // same shape as θ
-        const v = tf.add(tf.mul(s.v, this.beta2), tf.mul(tf.square(gf), 1 - this.beta2));
-        let upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), this.eps)); // m̂/(√v̂+ε)
-        if (s.decay && this.weightDecay > 0) upd = tf.add(upd, tf.mul(s.param, this.weightDecay)); // + λ·θ (old θ)
+        const next = adamwUpdate(s.param, s.m, s.v, g, { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: s.decay ? this.weightDecay : 0, bc1, bc2 });
         const hold = masks[name];
-        const keep = (next: tf.Tensor, old: tf.Tensor) => (hold ? tf.add(old, tf.mul(hold, tf.sub(next, old))) : next);
-        s.param.assign(keep(tf.sub(s.param, tf.mul(upd, lr)), s.param));
-        s.m.assign(keep(m, s.m));
-        s.v.assign(keep(v, s.v));
+        const keep = (nx: tf.Tensor, old: tf.Tensor) => (hold ? tf.add(old, tf.mul(hold, tf.sub(nx, old))) : nx);
+        s.param.assign(keep(next.theta, s.param));
+        s.m.assign(keep(next.m, s.m));
+        s.v.assign(keep(next.v, s.v));
       }
     });
   }
 
-  /** Copies of t and the moments, for a checkpoint. */
-  getState(): AdamWState {
+  /** Copies of t and the moments, for a checkpoint (read with `await data()`). */
+  async getState(): Promise<AdamWState> {
+    this.checkLive();
+    const t = this.t;
+    const names = [...this.slots.keys()];
+    const read = await Promise.all(names.flatMap((n) => [this.slots.get(n)!.m.data(), this.slots.get(n)!.v.data()]));
+    const m: Record<string, Float32Array> = {};
+    const v: Record<string, Float32Array> = {};
+    // slice(): a backend may hand back its own buffer
+    names.forEach((n, i) => { m[n] = (read[2 * i] as Float32Array).slice(); v[n] = (read[2 * i + 1] as Float32Array).slice(); });
+    return { step: t, m, v };
+  }
+
+  /** getState read synchronously: for expert-parallel workers (wasm / cpu), whose replies are synchronous. */
+  getStateSync(): AdamWState {
     this.checkLive();
     const m: Record<string, Float32Array> = {};
     const v: Record<string, Float32Array> = {};
     for (const [name, s] of this.slots) {
-      // slice(): dataSync may hand back the backend's own buffer.
       m[name] = (s.m.dataSync() as Float32Array).slice();
       v[name] = (s.v.dataSync() as Float32Array).slice();
     }

@@ -182,7 +182,7 @@ export class ExpertStore {
   }
 
   getOpt(): AdamWState {
-    return this.opt.getState();
+    return this.opt.getStateSync();
   }
 
   setOpt(state: AdamWState): void {

@@ -60,8 +60,8 @@ export interface CheckpointStore {
    * Throws when there is none.
    */
   loadNewest(expectedShapes: Record<string, number[]>, trainableShapes: Record<string, number[]>, shape: Record<string, unknown>): Checkpoint;
-  /** Writes one checkpoint whole (or nothing), keeps the newest `keep`; returns where it went. */
-  save(params: Record<string, tf.Variable>, optimizer: AdamWState, paramShapes: Record<string, number[]>, state: TrainState, keep: number): string;
+  /** Writes one checkpoint whole (or nothing), keeps the newest `keep`; resolves to where it went (reads with `await data()`). */
+  save(params: Record<string, tf.Variable>, optimizer: AdamWState, paramShapes: Record<string, number[]>, state: TrainState, keep: number): Promise<string>;
 }
 
 /**

@@ -147,7 +147,7 @@ async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) 
       if (opts.stop?.requested) { stopped = true; break; }
       const step = t.step;
       const lr = learningRateAt(step, cfg);
-      const r = t.trainStep(opts.poisonStep?.(step) ?? false);
+      const r = await t.trainStep(opts.poisonStep?.(step) ?? false);
       lastRes = r;
       windowTokens += t.data.tokensPerBatch * cfg.grad_accum_steps;
       if (!r.finite) {
@@ -167,7 +167,7 @@ async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) 
         const rec = record(t, r, lr, windowTokens / ((now - windowStart) / 1000));
         if (t.ep) rec.ep = t.ep.takeTimings();
         if (evalNow) {
-          const ev = evaluate(t.model, t.data);
+          const ev = await evaluate(t.model, t.data);
           lastVal = ev.loss;
           rec.val_loss = ev.loss;
           rec.val_ppl = Math.exp(ev.loss);

@@ -3,14 +3,22 @@
  * controllers → global-norm clip → AdamW → balance controllers. Pure tfjs: no Node module is imported here
  * (the browser and the WebGPU path run it); data, checkpoint storage and expert-parallel workers come in
  * through TrainerEnv (env.ts), and the run around it (files, metrics, signals) is run.ts.
+ *
+ * One code path for every backend, with no synchronous read (WebGPU in Node has none): each MoE layer's
+ * routing decisions come back with `await data()` for the host capacity plan (the forward pass awaits
+ * between layers, on an async tape: ops/async_grads.ts); clipping stays on the device; then ONE read brings
+ * the step's numbers back together (loss, aux losses, entropies, the gradient norm parts), from which the
+ * NaN check decides whether AdamW (on the device) runs, and the controllers are updated.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/schema.ts';
+import { checkGpuErrors } from '../gpu_errors.ts';
 import type { GlobalBalanceStats } from '../losses/global_batch.ts';
 import { MoEModel, auxLossWeights, type ModelOutput } from '../model/model.ts';
 import type { ForwardContext } from '../moe/layer.ts';
 import { AdamW } from '../optim/adamw.ts';
-import { clipByGlobalNorm } from '../optim/clip.ts';
+import { clipOnDevice, normFromParts } from '../optim/clip.ts';
+import { scoped, variableGradsAsync } from '../ops/async_grads.ts';
 import { learningRate } from '../optim/schedule.ts';
 import { Rng } from '../rng.ts';
 import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
@@ -29,10 +37,10 @@ export function learningRateAt(step: number, cfg: Config): number {
   return learningRate(step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
 }
 
-/** Runs the model on one batch. */
-export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext): ModelOutput {
-  if (batch.kind === 'tokens') return model.forwardLM(batch.inputs, batch.targets, batch.B, batch.L, ctx);
-  return model.forwardMlp(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx);
+/** Runs the model on one batch, each MoE layer's routing read with `await data()` (every backend). */
+export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext): Promise<ModelOutput> {
+  if (batch.kind === 'tokens') return model.forwardLMAsync(batch.inputs, batch.targets, batch.B, batch.L, ctx);
+  return model.forwardMlpAsync(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx);
 }
 
 /** What one optimizer step measured (host numbers for the log). */
@@ -49,6 +57,23 @@ export interface StepResult {
   capacity: (number | null)[];
   /** sparse accumulation: experts held this step, per layer. */
   frozen?: number[][];
+}
+
+/**
+ * Adds the read-back numbers of `accum` micro-batches ([loss, aux…, entropy…] each, from the start of vals)
+ * to res: loss and entropy averaged over micro-batches, aux losses summed (each already carries its share).
+ * Returns the index after them.
+ */
+export function addReadouts(res: StepResult, vals: ArrayLike<number>, accum: number, auxNames: string[]): number {
+  const L = res.entropy.length;
+  const width = 1 + auxNames.length + L;
+  for (let i = 0; i < accum; i++) {
+    const o = i * width;
+    res.loss += vals[o] / accum;
+    auxNames.forEach((name, j) => { res.aux[name] = (res.aux[name] ?? 0) + vals[o + 1 + j]; });
+    for (let l = 0; l < L; l++) res.entropy[l] += vals[o + 1 + auxNames.length + l] / accum;
+  }
+  return accum * width;
 }
 
 export class Trainer {
@@ -116,39 +141,40 @@ export class Trainer {
     return (l) => ({ training: true, rng: this.noiseRng, tau, noiseScale, globalStats: globals?.[l] });
   }
 
-  /** Phase 1 of global-batch balancing: routing statistics of every micro-batch, no gradients. */
-  private globalStats(batches: Batch[]): GlobalBalanceStats[] {
+  /** Phase 1 of global-batch balancing: routing statistics of every micro-batch, no gradients (one read for the probabilities). */
+  private async globalStats(batches: Batch[]): Promise<GlobalBalanceStats[]> {
     const E = this.model.moeLayers[0].config.numExperts;
     const counts = this.model.moeLayers.map(() => new Float32Array(E));
-    const probSum = this.model.moeLayers.map(() => new Float32Array(E));
     let tokens = 0;
     const saved = this.noiseRng.getState();
     const ctx = this.layerContext(this.step, null);
+    const sums: tf.Tensor[] = []; // per micro-batch: [L, E] Σ_t p (mean probabilities · tokens)
     for (const b of batches) {
-      tf.tidy(() => {
-        const out = forwardBatch(this.model, b, ctx);
-        out.moe.forEach((m, l) => {
-          m.stats.routed.forEach((c, e) => { counts[l][e] += c; });
-          const P = m.stats.meanProbs.dataSync(); // sync: once per micro-batch and layer, [E] floats
-          P.forEach((p, e) => { probSum[l][e] += p * m.stats.numTokens; });
-        });
-      });
+      sums.push(await scoped(async () => {
+        const out = await forwardBatch(this.model, b, ctx);
+        out.moe.forEach((m, l) => m.stats.routed.forEach((c, e) => { counts[l][e] += c; }));
+        return tf.stack(out.moe.map((m) => tf.mul(m.stats.meanProbs, m.stats.numTokens)));
+      }));
       tokens += this.data.tokensPerBatch;
     }
+    const total = sums.reduce((x, y) => tf.add(x, y)); // a fold: addN binds every input at once (WebGPU allows 8)
+    const probSum = (await total.data()) as Float32Array;
+    tf.dispose([total, ...sums]);
     this.noiseRng.setState(saved); // phase 2 replays the same router noise
     const share = this.data.tokensPerBatch / tokens;
-    return counts.map((c, l) => ({ counts: c, meanProbs: probSum[l].map((s) => s / tokens), tokens, tokenShare: share }));
+    return counts.map((c, l) => ({ counts: c, meanProbs: probSum.slice(l * E, (l + 1) * E).map((s) => s / tokens), tokens, tokenShare: share }));
   }
 
   /**
    * Gradients of one optimizer step summed over its micro-batches: task/accum + Σ weight·aux, with
-   * global-batch balance statistics when there are several micro-batches. Caller disposes the grads.
+   * global-batch balance statistics when there are several micro-batches. `readouts` (one per micro-batch,
+   * [loss, aux…, entropy…] on the device) and `auxNames` are for the step's one read. Caller disposes all tensors.
    */
-  accumulateGradients(batches: Batch[], poison = false): { grads: Record<string, tf.Tensor>; res: StepResult; masks: Record<string, tf.Tensor> } {
+  async accumulateGradients(batches: Batch[], poison = false): Promise<{ grads: Record<string, tf.Tensor>; res: StepResult; masks: Record<string, tf.Tensor>; readouts: tf.Tensor1D[]; auxNames: string[] }> {
     const cfg = this.cfg;
     const accum = batches.length;
     const weights: Record<string, number> = auxLossWeights(cfg);
-    const globals = accum > 1 ? this.globalStats(batches) : null;
+    const globals = accum > 1 ? await this.globalStats(batches) : null;
     const ctx = this.layerContext(this.step, globals);
     const L = this.model.moeLayers.length;
     const E = this.model.moeLayers[0]?.config.numExperts ?? 0;
@@ -161,15 +187,17 @@ export class Trainer {
     const sparse = accum > 1 ? createSparseAccumulator(cfg, this.model.moeLayers) : null;
     sparse?.beginStep();
     let acc: Record<string, tf.Tensor> | null = null;
+    const readouts: tf.Tensor1D[] = [];
+    let auxNames: string[] = [];
     for (const batch of batches) {
       const microLoads: Int32Array[] = [];
-      const { value, grads } = tf.variableGrads(() => {
-        const out = forwardBatch(this.model, batch, ctx);
+      const { value, grads } = await variableGradsAsync(async () => {
+        const out = await forwardBatch(this.model, batch, ctx);
         let total = tf.div(out.loss, accum) as tf.Scalar;
         if (poison) total = tf.mul(total, NaN) as tf.Scalar;
-        // the numbers the log needs, read back together: [loss, (aux per layer and name)…, entropy per layer…]
+        // the numbers the log needs, read with the step's one read: [loss, (aux per layer and name)…, entropy per layer…]
         const read: tf.Scalar[] = [out.loss];
-        const auxNames: string[] = [];
+        auxNames = [];
         out.moe.forEach((m, l) => {
           for (const [name, v] of Object.entries(m.aux)) {
             const w = weights[name] ?? 0;
@@ -187,13 +215,10 @@ export class Trainer {
           res.capacity[l] = m.stats.capacity;
         });
         read.push(...out.moe.map((m) => m.stats.entropy));
-        const vals = tf.stack(read).dataSync(); // sync: one per micro-batch (the NaN check and the log need it)
-        res.loss += vals[0] / accum;
-        auxNames.forEach((name, i) => { res.aux[name] = (res.aux[name] ?? 0) + vals[1 + i]; });
-        out.moe.forEach((_, l) => { res.entropy[l] += vals[1 + auxNames.length + l] / accum; });
+        readouts.push(tf.keep(tf.stack(read) as tf.Tensor1D)); // kept past the forward's scope
         return total;
       }, vars);
-      value.dispose(); // the loss value was read above; only the gradients live on
+      value.dispose(); // the loss is in the readout; only the gradients live on
       if (sparse) {
         // seed 004: each expert's gradient is averaged over the micro-batches where it got tokens
         const full = Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, accum)])); // undo the 1/accum
@@ -217,18 +242,18 @@ export class Trainer {
         for (const key of expertKeys(layer)) masks[key] = expertUpdateMask(frozen, layer.config.numExperts);
       });
       res.frozen = out.frozenExperts;
-      return { grads: out.grads, res, masks };
+      return { grads: out.grads, res, masks, readouts, auxNames };
     }
-    return { grads: acc!, res, masks: {} };
+    return { grads: acc!, res, masks: {}, readouts, auxNames };
   }
 
-  /** One optimizer step: accumulate over micro-batches, clip, update (or skip if non-finite). */
-  trainStep(poison = false): StepResult {
+  /** One optimizer step: accumulate over micro-batches, clip, update (masked out on the device if non-finite), one read. */
+  async trainStep(poison = false): Promise<StepResult> {
     const cfg = this.cfg;
     const batches = Array.from({ length: cfg.grad_accum_steps }, () => this.data.next(this.dataRng));
-    const { grads: raw, res, masks } = this.accumulateGradients(batches, poison);
+    const { grads: raw, res, masks, readouts, auxNames } = await this.accumulateGradients(batches, poison);
     const ctx: ControllerContext = {
-      step: this.step, layers: this.model.moeLayers, loads: res.loads, routed: res.routed, capacities: res.capacity, taskLoss: res.loss,
+      step: this.step, layers: this.model.moeLayers, loads: res.loads, routed: res.routed, capacities: res.capacity, taskLoss: NaN, // taskLoss: after the read
     };
     let acc = raw;
     for (const c of this.controllers) {
@@ -236,39 +261,38 @@ export class Trainer {
       const changed = c.transformGrads(acc, ctx);
       for (const [k, g] of Object.entries(changed)) { if (acc[k] !== g) acc[k].dispose(); acc = { ...acc, [k]: g }; }
     }
-    const clipped = this.ep ? this.clipWithExperts(acc) : clipByGlobalNorm(acc, cfg.grad_clip);
+    const clip = clipOnDevice(acc, cfg.grad_clip, this.ep ? this.ep.globalGradNormSq() : 0);
     tf.dispose(Object.values(acc));
-    res.gradNorm = clipped.norm;
-    res.finite = clipped.finite && Number.isFinite(res.loss);
+    // the step's one read: every micro-batch's [loss, aux…, entropy…], then [max |g|, Σ (g/max)², scale]
+    const all = tf.concat([...readouts, clip.parts]);
+    const vals = await all.data();
+    tf.dispose([all, ...readouts, clip.parts, clip.finite]);
+    checkGpuErrors();
+    const o = addReadouts(res, vals, readouts.length, auxNames);
+    const norm = normFromParts(vals[o], vals[o + 1]);
+    res.gradNorm = norm.norm;
+    res.finite = norm.finite && Number.isFinite(res.loss);
     if (res.finite) {
       const lr = learningRateAt(this.step, cfg);
-      this.optimizer.step(clipped.grads, lr, masks);
-      this.ep?.step(lr);
+      this.optimizer.step(clip.grads, lr, masks); // on the device, queued behind the read's work
+      if (this.ep) {
+        const scale = vals[o + 2];
+        if (scale !== 1) this.ep.scaleGrads(scale); // the workers hold the expert gradients
+        this.ep.step(lr);
+      }
+    } else this.ep?.scaleGrads(0); // drop the workers' gradients too: the step is skipped everywhere
+    tf.dispose([...Object.values(clip.grads), ...Object.values(masks)]);
+    ctx.taskLoss = res.loss;
+    if (res.finite) {
       this.nanStreak = 0;
       for (const c of this.controllers) c.afterStep?.(ctx);
       this.controllerMetrics = Object.assign({}, ...this.controllers.map((c) => c.metrics?.() ?? {}));
     } else {
-      this.ep?.scaleGrads(0); // drop the workers' gradients too: the step is skipped everywhere
       this.nanStreak++;
       this.skippedSteps++;
     }
-    tf.dispose([...Object.values(clipped.grads), ...Object.values(masks)]);
     this.step++;
     return res;
-  }
-
-  /** Global-norm clipping over main-thread gradients and the workers' expert gradients together. */
-  private clipWithExperts(grads: Record<string, tf.Tensor>): { grads: Record<string, tf.Tensor>; norm: number; finite: boolean } {
-    const local = clipByGlobalNorm(grads, null); // measures only
-    const norm = Math.sqrt(local.norm ** 2 + this.ep!.globalGradNormSq());
-    const finite = local.finite && Number.isFinite(norm);
-    const max = this.cfg.grad_clip;
-    const scale = finite && max !== null ? Math.min(1, max / (norm + 1e-6)) : 1;
-    if (scale === 1) return { grads: local.grads, norm, finite };
-    this.ep!.scaleGrads(scale);
-    const scaled = Object.fromEntries(Object.entries(local.grads).map(([k, g]) => [k, tf.mul(g, scale)]));
-    tf.dispose(Object.values(local.grads));
-    return { grads: scaled, norm, finite };
   }
 
   /** Training state for a checkpoint (everything but tensors). */
@@ -281,7 +305,7 @@ export class Trainer {
 
   /** Writes a checkpoint (under expert parallelism, expert weights and moments come back from the workers first). */
   async save(): Promise<string> {
-    const byVar = this.optimizer.getState();
+    const byVar = await this.optimizer.getState();
     const m: Record<string, Float32Array> = { ...byVar.m };
     const v: Record<string, Float32Array> = { ...byVar.v };
     if (this.ep) {
