@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import './ops/topk_grad.ts';
 import './ops/matmul_grad.ts';
 import './kernels/wasm_fast.ts';
-import { watchGpuErrors } from './gpu_errors.ts';
+import { watchGpuErrors } from './webgpu_device.ts';
 
 export type BackendName = 'wasm' | 'cpu' | 'webgpu';
 export const BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'webgpu'];

@@ -137,5 +137,13 @@ describe('dispatcher choice', () => {
     expect(paddedRows([3, 9, 1], null)).toBe(12);
     expect(paddedRows([3, 8, 1], null)).toBe(8);
     expect(paddedRows([3, 9, 1], 10)).toBe(10);
+    // above 32 rows: eight size classes per doubling (steps of 2^(⌊log2 n⌋ − 3)), so few distinct buffer sizes
+    expect(paddedRows([33], null)).toBe(36); // ⌊log2 33⌋ = 5: steps of 4
+    expect(paddedRows([100, 7], null)).toBe(104); // ⌊log2 100⌋ = 6: steps of 8
+    expect(paddedRows([1000], null)).toBe(1024); // steps of 64
+    expect(paddedRows([1025], null)).toBe(1152); // steps of 128
+    const classes = new Set(Array.from({ length: 4000 }, (_, i) => paddedRows([i + 1], null)));
+    expect(classes.size).toBeLessThan(80); // vs 1000 multiples of 4
+    for (let n = 1; n <= 4000; n++) { const r = paddedRows([n], null); expect(r >= n && r <= Math.max(n + 3, n * 1.125)).toBe(true); }
   });
 });

@@ -3,7 +3,7 @@
  * `test/lavapipe/run.sh npx vitest run test/webgpu_train.test.ts`; CI runs them so with
  * SWITCHYARD_REQUIRE_WEBGPU=1, where a missing adapter fails the file instead of skipping it.
  * - configs/tiny.yaml for 20 steps on webgpu equals the same run on wasm within 1e-4 relative loss at every step;
- * - a run stopped at a checkpoint and resumed on webgpu logs the same losses as an uninterrupted one, and
+ * - a run stopped at a checkpoint and resumed on webgpu logs the same losses (to 1e-5) as an uninterrupted one, and
  *   evaluation and generation work on it.
  */
 import * as fs from 'node:fs';
@@ -52,9 +52,11 @@ describe.skipIf(!gpu)('training on webgpu (skipped without a GPU adapter)', () =
     const first = await train(tiny('webgpu', ['steps=6', 'warmup_steps=2']), { outDir: dir, stop, onRecord: (r) => { if (r.step === 3) stop.requested = true; } });
     expect(first.stopped_early).toBe(true);
     await train(tiny('webgpu', ['steps=6', 'warmup_steps=2']), { outDir: dir, resume: true });
-    const a = readMetrics(path.join(straightDir, 'metrics.jsonl')).map((r) => r.loss);
-    const b = readMetrics(path.join(dir, 'metrics.jsonl')).map((r) => r.loss);
-    expect(b).toEqual(a);
+    const a = readMetrics(path.join(straightDir, 'metrics.jsonl')).map((r) => r.loss ?? NaN);
+    const b = readMetrics(path.join(dir, 'metrics.jsonl')).map((r) => r.loss ?? NaN);
+    expect(b.length).toBe(6);
+    // equal up to float summation order: tfjs-webgpu's scatter kernels add with atomics (order not fixed)
+    b.forEach((l, i) => expect(Math.abs(l - a[i]) / a[i], `step ${i + 1}: resumed ${l}, straight ${a[i]}`).toBeLessThanOrEqual(1e-5));
     const t = openTrainer(tiny('webgpu', ['steps=6', 'warmup_steps=2']), dir);
     expect(t.restore()).toBe(6);
     const ev = await evaluate(t.model, t.data);

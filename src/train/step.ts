@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/schema.ts';
-import { checkGpuErrors } from '../gpu_errors.ts';
+import { checkGpuErrors, trimGpuPool } from '../webgpu_device.ts';
 import type { GlobalBalanceStats } from '../losses/global_batch.ts';
 import { MoEModel, auxLossWeights, type ModelOutput } from '../model/model.ts';
 import type { ForwardContext } from '../moe/layer.ts';
@@ -268,6 +268,7 @@ export class Trainer {
     const vals = await all.data();
     tf.dispose([all, ...readouts, clip.parts, clip.finite]);
     checkGpuErrors();
+    trimGpuPool();
     const o = addReadouts(res, vals, readouts.length, auxNames);
     const norm = normFromParts(vals[o], vals[o + 1]);
     res.gradNorm = norm.norm;

@@ -38,12 +38,20 @@ export function resolveDispatcher(choice: DispatcherChoice | undefined, backend:
   return c;
 }
 
-/** Rows per expert block for the padded layouts: the capacity when fixed, else the largest load rounded up to 4 (vec4 rows). */
+/**
+ * Rows per expert block for the padded layouts: the capacity when fixed, else the largest load n rounded up
+ * to a size class: a multiple of 4 (vec4 rows) below 32, above it a multiple of 2^(⌊log2 n⌋ − 3) (eight
+ * classes per doubling, ≤ 12.5% padding). A dropless load changes every step; tfjs-webgpu keeps freed
+ * buffers for reuse by exact size and never frees them, so sizes from a small set are what keeps GPU
+ * memory bounded (exact sizes filled 141 GB of an H200 in four steps of configs/gpu-lm.yaml).
+ */
 export function paddedRows(received: ArrayLike<number>, capacity: number | null): number {
   if (capacity !== null) return capacity;
   let max = 1;
   for (let e = 0; e < received.length; e++) max = Math.max(max, received[e]);
-  return Math.ceil(max / 4) * 4;
+  if (max <= 32) return Math.ceil(max / 4) * 4;
+  const step = 2 ** (Math.floor(Math.log2(max)) - 3);
+  return Math.ceil(max / step) * step;
 }
 
 /** y [T, D] by dispatcher d on this thread's experts (padded plans for onehot / padded). */
