@@ -1,0 +1,165 @@
+/**
+ * The playground's training worker: the CLI's Trainer (src/train/step.ts) on data held in memory, one step at
+ * a time, posting each step's metrics.jsonl record and, every few steps, how the sample sentence is routed.
+ * tfjs runs on its wasm backend, the binaries handed over as blob URLs so the page needs no network.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { stringify } from 'yaml';
+import { CORPUS_TRAIN, CORPUS_VAL, WASM_PLAIN, WASM_SIMD } from 'playground:assets';
+import { initBackend } from '../backend.ts';
+import { crossChecks } from '../config/checks.ts';
+import { FieldsSchema, type Config } from '../config/schema.ts';
+import { learningRate } from '../optim/schedule.ts';
+import { stepRecord } from '../train/record.ts';
+import { forwardBatch, Trainer } from '../train/step.ts';
+import { playgroundData, type PlaygroundData } from './data.ts';
+import type { FromWorker, LayerProbe, Probe, ToWorker } from './protocol.ts';
+import { settingsProblems, settingsToConfig, type Settings } from './settings.ts';
+
+/** The live run's schedule length: lr is constant after warmup, so this only has to exceed any session. */
+const LIVE_STEPS = 1_000_000;
+/** The sample sentence is routed again every this many steps (and when training pauses). */
+const PROBE_EVERY = 5;
+
+const send = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
+
+let trainer: Trainer | null = null;
+let cfg: Config | null = null;
+let data: PlaygroundData | null = null;
+let running = false;
+let budget = 0;
+let looping = false;
+let backendReady: Promise<{ backend: string; note: string }> | null = null;
+
+function blobUrl(b64: string): string {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return URL.createObjectURL(new Blob([bytes], { type: 'application/wasm' }));
+}
+
+/** wasm from the inlined binaries (no threads: a file:// page is not cross-origin isolated). */
+async function startBackend(): Promise<{ backend: string; note: string }> {
+  const simd = blobUrl(WASM_SIMD);
+  setWasmPaths({ 'tfjs-backend-wasm.wasm': blobUrl(WASM_PLAIN), 'tfjs-backend-wasm-simd.wasm': simd, 'tfjs-backend-wasm-threaded-simd.wasm': simd });
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  const gpu = typeof navigator !== 'undefined' && 'gpu' in navigator;
+  const used = await initBackend('wasm', { quiet: true });
+  const simdOn = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  return {
+    backend: `${used}${simdOn ? ' (SIMD)' : ''}`,
+    note: gpu ? 'WebGPU found; training uses wasm until the step reads the GPU without blocking' : 'no WebGPU in this browser',
+  };
+}
+
+/** Settings → validated Config (field and cross-field rules of the CLI's config), or the problems. */
+function configOf(s: Settings, steps: number): Config {
+  const problems = settingsProblems(s);
+  if (problems.length) throw new Error(problems.join('; '));
+  const parsed = FieldsSchema.safeParse(settingsToConfig(s, steps));
+  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  const cross = crossChecks(parsed.data);
+  if (cross.length) throw new Error(cross.map((i) => `${i.path}: ${i.message}`).join('; '));
+  return parsed.data;
+}
+
+async function reset(s: Settings): Promise<void> {
+  running = false;
+  budget = 0;
+  const { backend, note } = await (backendReady ??= startBackend());
+  trainer?.dispose();
+  trainer = null;
+  cfg = configOf(s, LIVE_STEPS);
+  data = playgroundData(cfg, { train: CORPUS_TRAIN, val: CORPUS_VAL });
+  trainer = new Trainer(cfg, { data: { ...data, tokenizer: null } });
+  send({ type: 'ready', backend, backendNote: note, params: trainer.model.numParams(), layers: trainer.model.moeLayers.length, experts: trainer.model.moeLayers[0]?.config.numExperts ?? 0 });
+  send({ type: 'state', running: false });
+}
+
+/** Routes the sample batch without gradients and reads back row 0: probabilities, chosen experts, kept or dropped. */
+function probe(t: Trainer, d: PlaygroundData): Probe | null {
+  if (!d.sample || d.sample.batch.kind !== 'tokens') return null;
+  const L = d.sample.batch.L;
+  const layers = tf.tidy(() => {
+    const out = forwardBatch(t.model, d.sample!.batch, () => ({ training: false }));
+    return out.moe.map((m, l): LayerProbe => {
+      const E = m.routing.probs.shape[1];
+      const probs = m.routing.probs.slice([0, 0], [L, E]).arraySync() as number[][];
+      const experts: number[][] = Array.from({ length: L }, () => []);
+      const kept: boolean[][] = Array.from({ length: L }, () => []);
+      if (m.routing.kind === 'token-choice') {
+        const k = m.routing.indices.shape[1];
+        const { cap } = t.model.moeLayers[l].plan(m.routing); // the layer's own capacity rule on these choices
+        const idx = cap?.indices ?? (m.routing.indices.dataSync() as Int32Array);
+        for (let tok = 0; tok < L; tok++) {
+          for (let j = 0; j < k; j++) { experts[tok].push(idx[tok * k + j]); kept[tok].push(cap ? cap.keep[tok * k + j] === 1 : true); }
+        }
+      } else {
+        const picks = m.routing.tokenIndices.arraySync() as number[][]; // [E][C] tokens each expert took
+        picks.forEach((toks, e) => toks.forEach((tok) => { if (tok < L) { experts[tok].push(e); kept[tok].push(true); } }));
+        experts.forEach((ex, tok) => ex.sort((a, b) => probs[tok][b] - probs[tok][a]));
+      }
+      return { probs: probs.map((row) => row.map((p) => +p.toPrecision(4))), experts, kept };
+    });
+  });
+  return { step: t.step, tokens: Array.from(d.sample.tokens), layers };
+}
+
+function oneStep(t: Trainer): void {
+  const c = t.cfg;
+  const lr = learningRate(t.step, { lr: c.lr, warmupSteps: c.warmup_steps, steps: c.steps, schedule: c.schedule, minLrRatio: c.min_lr_ratio });
+  const t0 = performance.now();
+  const r = t.trainStep();
+  const ms = performance.now() - t0;
+  send({ type: 'record', record: stepRecord(t, r, lr, (t.data.tokensPerBatch * c.grad_accum_steps) / (ms / 1000)), stepMs: ms });
+}
+
+/** Zero-delay yield so pause/reset messages are seen between steps (setTimeout clamps to 4 ms when nested). */
+const yieldToMessages = () => new Promise<void>((resolve) => { const ch = new MessageChannel(); ch.port1.onmessage = () => resolve(); ch.port2.postMessage(0); });
+
+async function loop(): Promise<void> {
+  if (looping) return;
+  looping = true;
+  send({ type: 'state', running: true });
+  try {
+    while ((running || budget > 0) && trainer && data) {
+      const t = trainer, d = data;
+      oneStep(t);
+      if (budget > 0) budget--;
+      const stopping = !running && budget === 0;
+      if (t.step % PROBE_EVERY === 0 || t.step === 1 || stopping) {
+        const p = probe(t, d);
+        if (p) send({ type: 'probe', probe: p });
+      }
+      await yieldToMessages();
+    }
+  } catch (e) {
+    running = false;
+    budget = 0;
+    send({ type: 'error', message: (e as Error).message });
+  } finally {
+    looping = false;
+    send({ type: 'state', running: false });
+  }
+}
+
+/** config.yaml of the run so far, as `switchyard train` writes it: steps ≥ the warmup, so the CLI's lr matches. */
+function exportYaml(t: Trainer): { configYaml: string; steps: number } {
+  const c = structuredClone(t.cfg);
+  c.steps = Math.max(t.step, c.warmup_steps, 1);
+  const header = '# Switchyard run config, resolved: every default filled in. Exported from the playground.\n';
+  return { configYaml: header + stringify(c, { lineWidth: 0 }), steps: t.step };
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  const fail = (e: unknown) => send({ type: 'error', message: (e as Error).message });
+  switch (m.type) {
+    case 'reset': void reset(m.settings).catch(fail); break;
+    case 'run': running = true; void (backendReady ?? Promise.resolve()).then(() => loop()); break;
+    case 'pause': running = false; budget = 0; break;
+    case 'step': budget += m.n; void (backendReady ?? Promise.resolve()).then(() => loop()); break;
+    case 'export': if (trainer) send({ type: 'export', ...exportYaml(trainer) }); break;
+  }
+};
