@@ -4,7 +4,10 @@
  * load heatmap over steps, and a sample sentence coloured by expert with the router's probabilities on hover.
  * Nothing here trains: the worker does, so the page stays responsive.
  */
-import * as echarts from 'echarts';
+import { init as initChart, use, type EChartsType as ECharts } from 'echarts/core';
+import { BarChart, CustomChart, LineChart, ScatterChart } from 'echarts/charts';
+import { DataZoomComponent, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent, VisualMapComponent } from 'echarts/components';
+import { CanvasRenderer } from 'echarts/renderers';
 import { barOption, HEAT_MAX, heatmapOption, lineOption, LOAD_RATIO_COLORS, PALETTE, type LineSeries } from '../report/charts.ts';
 import { loadRatioCells, minMaxDownsample, stepBuckets, type Point } from '../report/downsample.ts';
 import { toJsonLine, type MetricRecord } from '../metrics/record.ts';
@@ -96,6 +99,8 @@ function heatBitmapSeries(cells: ArrayLike<number>[]): Record<string, unknown> {
   };
 }
 
+use([BarChart, CustomChart, LineChart, ScatterChart, DataZoomComponent, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent, VisualMapComponent, CanvasRenderer]);
+
 // ---- state ----------------------------------------------------------------------------------------------------
 
 const workerUrl = URL.createObjectURL(new Blob([$('#worker-src').textContent ?? ''], { type: 'text/javascript' }));
@@ -104,7 +109,7 @@ let abMode = false;
 let tab: RunId = 'A';
 let layer = 0;
 let hover: { run: RunId; token: number } | null = null;
-const charts: Record<string, echarts.ECharts> = {};
+const charts: Record<string, ECharts> = {};
 
 /** Test and automation hooks (the browser tests drive the page through the same buttons a user clicks). */
 const api = {
@@ -222,7 +227,7 @@ function layout(): void {
   </section>
 </main>
 <footer>Switchyard trains this model with the same routers, losses, capacity, controllers and metrics as its command line, in a Web Worker. Charts by Apache ECharts. No network.</footer>`;
-  for (const id of ['loss', 'cv', 'share', 'probs']) charts[id] = echarts.init($(`#c-${id}`), null, { renderer: 'canvas' });
+  for (const id of ['loss', 'cv', 'share', 'probs']) charts[id] = initChart($(`#c-${id}`), null, { renderer: 'canvas' });
   $('#reset').onclick = () => activeRuns().forEach(resetRun);
   $('#run').onclick = () => {
     const go = !activeRuns().some((r) => r.running);
@@ -295,16 +300,16 @@ function setLine(id: string, option: Record<string, unknown>): void {
   charts[id].setOption({ ...opt, dataZoom: [] }, { notMerge: true, lazyUpdate: true });
 }
 
-const heatCache = new Map<RunId, { n: number; chart: echarts.ECharts }>();
+const heatCache = new Map<RunId, { n: number; chart: ECharts }>();
 function buildHeatRow(): void {
   for (const { chart } of heatCache.values()) chart.dispose();
   heatCache.clear();
   for (const id of Object.keys(heatCharts)) { heatCharts[id as RunId]?.dispose(); delete heatCharts[id as RunId]; }
   $('#heatrow').innerHTML = activeRuns().map((r) => `<div class="heat"><div class="tag" style="--c:${RUN_STYLE[r.id].color}">${abMode ? `run ${r.id}` : ''}</div><div class="chart" id="c-heat-${r.id}"></div></div>`).join('');
-  for (const r of activeRuns()) heatCharts[r.id] = echarts.init($(`#c-heat-${r.id}`), null, { renderer: 'canvas' });
+  for (const r of activeRuns()) heatCharts[r.id] = initChart($(`#c-heat-${r.id}`), null, { renderer: 'canvas' });
   $('#samples').innerHTML = activeRuns().map((r) => `<div class="sample" id="sample-${r.id}"><span class="tag" style="--c:${RUN_STYLE[r.id].color}">${abMode ? `run ${r.id}` : ''}</span><div class="bytes"></div></div>`).join('');
 }
-const heatCharts: Partial<Record<RunId, echarts.ECharts>> = {};
+const heatCharts: Partial<Record<RunId, ECharts>> = {};
 
 function renderHeat(run: Run): void {
   const chart = heatCharts[run.id];

@@ -81,9 +81,10 @@ async function reset(s: Settings): Promise<void> {
 function probe(t: Trainer, d: PlaygroundData): Probe | null {
   if (!d.sample || d.sample.batch.kind !== 'tokens') return null;
   const L = d.sample.batch.L;
-  const layers = tf.tidy(() => {
+  let layers: LayerProbe[] = [];
+  tf.tidy(() => { // plain arrays leave through the closure: tidy would walk a returned array
     const out = forwardBatch(t.model, d.sample!.batch, () => ({ training: false }));
-    return out.moe.map((m, l): LayerProbe => {
+    layers = out.moe.map((m, l): LayerProbe => {
       const E = m.routing.probs.shape[1];
       const probs = m.routing.probs.slice([0, 0], [L, E]).arraySync() as number[][];
       const experts: number[][] = Array.from({ length: L }, () => []);

@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.ts';
 import { initBackend } from '../backend.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
-import { mean, summarizeLayers } from '../metrics/balance.ts';
+import { summarizeLayers } from '../metrics/balance.ts';
 import { TensorBoardLogger } from '../metrics/tensorboard.ts';
 import { checkpointStore, listCheckpoints } from './checkpoint.ts';
 import { createDataSource } from './data_source.ts';
@@ -17,6 +17,7 @@ import { evaluate } from './evaluate.ts';
 import { lockRunFolder, refuseLinks, removeLeftovers, writeIfChanged, type RunLock } from './run_folder.ts';
 import { tokenizerToJson } from '../data/tokenizer.ts';
 import { startExpertParallel } from './parallel_bridge.ts';
+import { meanOf, stepRecord } from './record.ts';
 import { Trainer, learningRateAt, type StepResult, type TrainerEnv } from './step.ts';
 
 export interface TrainOptions {
@@ -61,24 +62,6 @@ export function runFolderEnv(cfg: Config, outDir: string): TrainerEnv {
 /** A Trainer on the run folder outDir (fresh, or ready to restore() its newest checkpoint). */
 export function openTrainer(cfg: Config, outDir: string): Trainer {
   return new Trainer(cfg, runFolderEnv(cfg, outDir));
-}
-
-/** Mean of per-layer numbers (0 for a model without MoE layers). */
-const meanOf = (xs: number[]) => mean(xs, 0);
-
-/** The metrics.jsonl record of one step. */
-function record(t: Trainer, r: StepResult, lr: number, tokensPerS: number): MetricRecord {
-  const layers = summarizeLayers(r.loads.map((l) => Array.from(l)));
-  return {
-    step: t.step, loss: r.loss, aux: r.aux, lr, grad_norm: r.gradNorm, tokens_per_s: tokensPerS,
-    expert_load: r.loads.map((l) => Array.from(l)), dropped: r.dropped,
-    dropped_fraction: meanOf(r.dropped.map((d, l) => d / Math.max(1, r.assignments[l]))),
-    load_cv: layers.mean.cv, max_load_share: layers.mean.maxLoadShare, maxvio: layers.mean.maxVio,
-    router_entropy: meanOf(r.entropy), capacity_factor: t.model.moeLayers.map((l) => l.capacityFactor),
-    skipped_steps: t.skippedSteps,
-    ...(r.frozen ? { sparse_frozen: r.frozen } : {}),
-    ...t.controllerMetrics,
-  } as MetricRecord;
 }
 
 /**
@@ -164,7 +147,7 @@ async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) 
       const logNow = t.step % cfg.log_every === 0 || done || evalNow;
       if (logNow) {
         const now = performance.now();
-        const rec = record(t, r, lr, windowTokens / ((now - windowStart) / 1000));
+        const rec = stepRecord(t, r, lr, windowTokens / ((now - windowStart) / 1000));
         if (t.ep) rec.ep = t.ep.takeTimings();
         if (evalNow) {
           const ev = await evaluate(t.model, t.data);
