@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { builtinModules, createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
+import type * as esbuild from 'esbuild';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { playgroundCorpus } from './corpus.ts';
 
@@ -46,7 +46,7 @@ export function forbidNodeBuiltins(): esbuild.Plugin {
 
 /** Bundles one browser entry point to an IIFE string; throws with esbuild's messages on any error. */
 export async function bundle(entry: string, opts: { plugins?: esbuild.Plugin[]; minify?: boolean } = {}): Promise<{ code: string; inputs: string[] }> {
-  const res = await esbuild.build({
+  const res = await (await loadEsbuild()).build({
     entryPoints: [entry], bundle: true, write: false, format: 'iife', platform: 'browser', target: 'es2022',
     minify: opts.minify ?? true, metafile: true, logLevel: 'silent', legalComments: 'none',
     plugins: [forbidNodeBuiltins(), ...(opts.plugins ?? [])],
@@ -61,6 +61,15 @@ export async function bundle(entry: string, opts: { plugins?: esbuild.Plugin[]; 
   const leaked = inputs.filter((i) => isNodeBuiltin(i.replace(/^\(disabled\):/, '')) && !i.startsWith('(disabled):'));
   if (leaked.length) throw new Error(`playground build failed: Node builtins in the bundle: ${leaked.join(', ')}`);
   return { code: res.outputFiles[0].text, inputs };
+}
+
+/** esbuild, loaded only when a page is built (a devDependency: `npm ci` in a clone installs it). */
+async function loadEsbuild(): Promise<typeof esbuild> {
+  try {
+    return await import('esbuild');
+  } catch (e) {
+    throw new Error(`playground: building the page needs the esbuild package (a devDependency; run npm ci in the repository): ${(e as Error).message.split('\n')[0]}`);
+  }
 }
 
 /** A virtual module `playground:assets`: the corpus slice and tfjs's wasm binaries as base64. */
