@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only lm,speed,plan,parallel,report,sparse_accumulation,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt] [-- --torch-lm c.txt]`:
+ * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only lm,speed,plan,parallel,report,sparse_accumulation,playground,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt] [-- --torch-lm c.txt]`:
  * runs the benchmarks and writes bench/results.json (merged per backend, so wasm and webgpu figures can
  * live side by side). `speed` (bench/run_speed.ts) prints its markdown table; `--torch` takes the output
  * of reference_moe_torch.py (as given, then with x.requires_grad) from the same device call; `lm` (bench/lm.ts)
@@ -16,6 +16,7 @@ import { benchMoe } from './moe.ts';
 import { benchSpeed } from './run_speed.ts';
 import { benchPlan } from './plan.ts';
 import { benchParallel } from './parallel.ts';
+import { benchPlayground } from './playground.ts';
 import { benchReport } from './report.ts';
 import { benchSparseAccumulation } from './sparse_accum.ts';
 
@@ -23,7 +24,7 @@ const args = process.argv.slice(2);
 const arg = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
 const requested = (arg('backend') ?? 'wasm') as BackendName;
 // default: every CPU benchmark (the GPU run takes --only speed with --backend webgpu)
-const only = arg('only')?.split(',') ?? (requested === 'webgpu' ? ['lm', 'speed'] : ['speed', 'plan', 'parallel', 'report', 'sparse_accumulation']);
+const only = arg('only')?.split(',') ?? (requested === 'webgpu' ? ['lm', 'speed'] : ['speed', 'plan', 'parallel', 'report', 'sparse_accumulation', 'playground']);
 const out = arg('out') ?? 'bench/results.json';
 
 const backend = await initBackend(requested);
@@ -43,6 +44,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   parallel: () => benchParallel(),
   report: () => benchReport(),
   sparse_accumulation: () => benchSparseAccumulation(),
+  playground: () => benchPlayground(),
 };
 const results: Record<string, unknown> = {};
 for (const [name, fn] of Object.entries(benches)) {

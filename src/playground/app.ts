@@ -116,6 +116,10 @@ const api = {
   ready: false,
   runs: () => Object.fromEntries(Object.values(runs).map((r) => [r!.id, { steps: r!.records.length, running: r!.running, ready: r!.ready, backend: r!.backend, error: r!.error, settings: r!.settings, losses: r!.records.map((x) => x.loss), cv: r!.records.map((x) => x.load_cv), probe: r!.probe !== null }])),
   errors: [] as string[],
+  /** n more steps in every run (the step button sends 1). */
+  step: (n: number) => activeRuns().forEach((r) => { if (!r.error) post(r, { type: 'step', n }); }),
+  /** run A's per-step times (ms), measured around Trainer.trainStep in the worker. */
+  stepMs: () => runs.A?.stepMs.slice() ?? [],
 };
 (window as unknown as { __playground: typeof api }).__playground = api;
 
@@ -212,22 +216,26 @@ function layout(): void {
   </aside>
   <section class="views">
     <div class="grid4">
-      <figure class="card span2"><figcaption><h3>Task loss</h3><p id="loss-cap">cross-entropy of the next byte (nats/byte)</p></figcaption><div class="chart" id="c-loss"></div></figure>
-      <figure class="card"><figcaption><h3>Load CV</h3><p>σ(load) / μ(load) over experts, mean over layers</p></figcaption><div class="chart" id="c-cv"></div></figure>
-      <figure class="card"><figcaption><h3>Max-load share · MaxVio</h3><p>max share (%) solid; MaxVio = (max − mean)/mean dotted</p></figcaption><div class="chart" id="c-share"></div></figure>
+      <figure class="card"><figcaption><h3>Task loss</h3><p id="loss-cap">cross-entropy of the next byte (nats/byte)</p></figcaption><div class="chart" id="c-loss"></div></figure>
+      <figure class="card"><figcaption><h3>Load CV</h3><p>σ(load) / μ(load) over experts; 0 = even</p></figcaption><div class="chart" id="c-cv"></div></figure>
+      <figure class="card"><figcaption><h3>Max-load share</h3><p>the busiest expert's share of assignments</p></figcaption><div class="chart" id="c-share"></div></figure>
+      <figure class="card"><figcaption><h3>MaxVio</h3><p>(max load − mean load) / mean load</p></figcaption><div class="chart" id="c-maxvio"></div></figure>
     </div>
     <figure class="card"><figcaption class="row"><div><h3>Expert load over steps</h3><p>load_i ÷ mean load: 1 = even (pale), 0 = idle (blue), ≥ 2 = overloaded (red)</p></div>
       <label class="layer">MoE layer <select id="layer"></select></label></figcaption>
       <div class="heatrow" id="heatrow"></div></figure>
-    <figure class="card"><figcaption class="row"><div><h3>Where the bytes go</h3><p>a validation sentence, each byte coloured by its first expert (underline: second); struck out = dropped by capacity. Hover a byte for its router probabilities.</p></div></figcaption>
+    <figure class="card"><figcaption class="row"><div><h3>Where the bytes go</h3><p>a validation sentence, each byte coloured by its first expert (underline: second); struck out = dropped by capacity (dashed box: one of its experts dropped it). Hover a byte.</p></div></figcaption>
       <div class="samples" id="samples"></div>
-      <div class="probe"><div class="chart" id="c-probs"></div><div id="probe-text" class="probe-text">hover a byte above</div></div>
     </figure>
-    <figure class="card" id="stats-card"><figcaption><h3>Now</h3></figcaption><table id="stats"></table></figure>
+    <div class="grid3">
+      <figure class="card"><figcaption><h3>Router probabilities</h3><p id="probe-text">hover a byte above</p></figcaption><div class="chart" id="c-probs"></div></figure>
+      <figure class="card"><figcaption><h3>Load per expert, last step</h3><p id="load-cap">share of the layer's assignments (%); dashed: even 1/E</p></figcaption><div class="chart" id="c-load"></div></figure>
+      <figure class="card" id="stats-card"><figcaption><h3>Last step</h3><p>means over MoE layers</p></figcaption><table id="stats"></table></figure>
+    </div>
   </section>
 </main>
 <footer>Switchyard trains this model with the same routers, losses, capacity, controllers and metrics as its command line, in a Web Worker. Charts by Apache ECharts. No network.</footer>`;
-  for (const id of ['loss', 'cv', 'share', 'probs']) charts[id] = initChart($(`#c-${id}`), null, { renderer: 'canvas' });
+  for (const id of ['loss', 'cv', 'share', 'maxvio', 'probs', 'load']) charts[id] = initChart($(`#c-${id}`), null, { renderer: 'canvas' });
   $('#reset').onclick = () => activeRuns().forEach(resetRun);
   $('#run').onclick = () => {
     const go = !activeRuns().some((r) => r.running);
@@ -297,7 +305,8 @@ function lineFor(run: Run, name: string, data: Point[], extra: Partial<LineSerie
 
 function setLine(id: string, option: Record<string, unknown>): void {
   const opt = revive(option) as Record<string, unknown>;
-  charts[id].setOption({ ...opt, dataZoom: [] }, { notMerge: true, lazyUpdate: true });
+  const x = opt.xAxis as Record<string, unknown>;
+  charts[id].setOption({ ...opt, xAxis: { ...x, axisLabel: { hideOverlap: true } }, legend: { ...(opt.legend as object), show: abMode }, grid: { left: 58, right: 14, top: abMode ? 30 : 12, bottom: 44 }, dataZoom: [] }, { notMerge: true, lazyUpdate: true });
 }
 
 const heatCache = new Map<RunId, { n: number; chart: ECharts }>();
@@ -324,7 +333,7 @@ function renderHeat(run: Run): void {
   const buckets = stepBuckets(recs.map((r) => r.step), MAX_BUCKETS);
   const cells = loadRatioCells(recs.map((r) => r.expert_load[l]), buckets);
   const opt = heatmapOption('step', buckets.steps.map(([, b]) => String(b)), 'expert', experts, '× mean', height);
-  chart.setOption(revive({ ...opt, series: [] }) as object, { notMerge: true, lazyUpdate: true });
+  chart.setOption(revive({ ...opt, grid: { ...(opt.grid as object), top: 8, bottom: 44 }, series: [] }) as object, { notMerge: true, lazyUpdate: true });
   chart.setOption({ series: [heatBitmapSeries(cells)] }, { lazyUpdate: true });
 }
 
@@ -380,16 +389,15 @@ function render(): void {
   setLine('loss', lineOption('loss', act.map((r) => lineFor(r, 'loss', pts(r, (x) => x.loss)))));
   setLine('cv', lineOption('CV (σ/μ)', act.map((r) => lineFor(r, 'CV', pts(r, (x) => x.load_cv))), { yMin: 0 }));
   const E = a.records[0]?.expert_load[0]?.length ?? a.settings.experts;
-  setLine('share', lineOption('share (%) · MaxVio', act.flatMap((r) => [
-    lineFor(r, 'max share %', pts(r, (x) => 100 * x.max_load_share)),
-    lineFor(r, 'MaxVio', pts(r, (x) => x.maxvio), { color: r.id === 'A' ? '#f28e2b' : '#b07aa1', dashed: true, thin: true }),
-  ]), { yMin: 0, markY: { value: 100 / E, label: `even 1/E = ${(100 / E).toFixed(1)}%` } }));
+  setLine('share', lineOption('max-load share (%)', act.map((r) => lineFor(r, 'max share', pts(r, (x) => 100 * x.max_load_share))), { yMin: 0, markY: { value: 100 / E, label: `1/E = ${(100 / E).toFixed(1)}%` } }));
+  setLine('maxvio', lineOption('MaxVio (× mean)', act.map((r) => lineFor(r, 'MaxVio', pts(r, (x) => x.maxvio))), { yMin: 0 }));
   // layer selector follows the model
   const L = Math.max(...act.map((r) => r.records[0]?.expert_load.length ?? r.layers ?? 1), 1);
   const sel = $<HTMLSelectElement>('#layer');
   if (sel.options.length !== L) { sel.innerHTML = Array.from({ length: L }, (_, l) => `<option value="${l}">${l}</option>`).join(''); layer = Math.min(layer, L - 1); sel.value = String(layer); }
   for (const r of act) { renderHeat(r); renderSample(r); }
   renderProbe();
+  renderLoad(act);
   // header
   const steps = act.map((r) => r.records.length);
   $('#stepno').textContent = steps.join(' · ');
@@ -403,6 +411,24 @@ function render(): void {
   for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>('#exports button'))) b.onclick = () => void exportRun(runs[b.dataset.run as RunId]!);
   $('#problems').textContent = act.filter((r) => r.error).map((r) => `${abMode ? `run ${r.id}: ` : ''}${r.error}`).join('\n');
   renderStats(act);
+}
+
+/** The last step's load share per expert of the selected layer: one bar per expert in its colour (the bytes' legend). */
+function renderLoad(act: Run[]): void {
+  const withData = act.filter((r) => r.records.length);
+  if (!withData.length) { charts.load.clear(); return; }
+  const E = withData[0].records[0].expert_load[0].length;
+  const experts = Array.from({ length: E }, (_, i) => `e${i}`);
+  const opt = revive(barOption('expert', experts, 'load share (%)', withData.map((r) => {
+    const rec = r.records[r.records.length - 1];
+    const row = rec.expert_load[Math.min(layer, rec.expert_load.length - 1)];
+    const sum = row.reduce((x, y) => x + y, 0) || 1;
+    return { name: abMode ? `run ${r.id}` : 'share', data: row.map((v) => (100 * v) / sum) };
+  }), { markY: { value: 100 / E, label: '' } })) as Record<string, unknown>;
+  (opt.series as Array<Record<string, unknown>>).forEach((ser, j) => {
+    ser.data = (ser.data as number[]).map((v, i) => ({ value: v, itemStyle: { color: expertColor(i, E), opacity: j === 1 ? 0.55 : 1, decal: j === 1 ? { symbol: 'rect', dashArrayX: [1, 0], dashArrayY: [2, 3], rotation: -0.8 } : undefined } }));
+  });
+  charts.load.setOption({ ...opt, legend: { show: withData.length > 1, top: 0 }, grid: { left: 56, right: 12, top: withData.length > 1 ? 28 : 12, bottom: 40 } }, { notMerge: true });
 }
 
 function renderStats(act: Run[]): void {

@@ -6,13 +6,13 @@
 
 /** The router choices, as the papers name them. */
 export const ROUTERS = {
-  'softmax-topk': 'softmax → top-k (Switch, GShard)',
+  'softmax-topk': 'softmax → top-k (Switch)',
   'topk-softmax': 'top-k → softmax (Mixtral)',
   sigmoid: 'sigmoid + bias (DeepSeek-V3)',
-  noisy: 'noisy top-k (Shazeer 2017)',
+  noisy: 'noisy top-k (Shazeer)',
   gumbel: 'Gumbel-softmax with τ',
-  expert_choice: 'expert choice (Zhou 2022)',
-  sinkhorn: 'Sinkhorn (BASE/S-BASE)',
+  expert_choice: 'expert choice (Zhou)',
+  sinkhorn: 'Sinkhorn (S-BASE)',
 } as const;
 export type RouterChoice = keyof typeof ROUTERS;
 
@@ -20,22 +20,22 @@ export type RouterChoice = keyof typeof ROUTERS;
 export const BALANCING = {
   none: 'none',
   switch: 'Switch loss E·Σ f·P',
-  z: 'router z-loss (ST-MoE)',
+  z: 'z-loss (ST-MoE)',
   kl: 'KL(uniform ‖ P̄)',
-  cv2: 'CV² (importance + load)',
-  sequence: 'sequence-level (DeepSeek-V3)',
-  aux_free: 'aux-loss-free bias (DeepSeek-V3)',
+  cv2: 'CV² (importance, load)',
+  sequence: 'sequence-wise (DeepSeek-V3)',
+  aux_free: 'aux-free bias (DeepSeek-V3)',
 } as const;
 export type BalancingChoice = keyof typeof BALANCING;
 
 export const DROP_POLICIES = ['dropless', 'drop-position', 'drop-probability', 'reroute', 'pad'] as const;
 export type DropChoice = (typeof DROP_POLICIES)[number];
 
-export const TASKS = { lm: 'byte LM on nlp-corpus text', regression: "seed 000's regression (MSE)" } as const;
+export const TASKS = { lm: 'byte LM (nlp-corpus)', regression: 'regression (seed 000)' } as const;
 export type TaskChoice = keyof typeof TASKS;
 
 /** LM sizes: S trains ≈3× faster than M (the demo's width at half its batch). */
-export const SIZES = { S: 'S: 2 blocks, D 32, 4×32 bytes/step', M: 'M: 2 blocks, D 64, 4×64 bytes/step' } as const;
+export const SIZES = { S: 'S: D 32, 4×32 bytes/step', M: 'M: D 64, 4×64 bytes/step' } as const;
 export type SizeChoice = keyof typeof SIZES;
 
 export interface Settings {
