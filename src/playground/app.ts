@@ -423,7 +423,7 @@ function renderLoad(act: Run[]): void {
     const rec = r.records[r.records.length - 1];
     const row = rec.expert_load[Math.min(layer, rec.expert_load.length - 1)];
     const sum = row.reduce((x, y) => x + y, 0) || 1;
-    return { name: abMode ? `run ${r.id}` : 'share', data: row.map((v) => (100 * v) / sum) };
+    return { name: abMode ? `run ${r.id}` : 'share', data: row.map((v) => (100 * v) / sum), color: r.id === 'A' ? '#57606a' : '#c9ced6' };
   }), { markY: { value: 100 / E, label: '' } })) as Record<string, unknown>;
   (opt.series as Array<Record<string, unknown>>).forEach((ser, j) => {
     ser.data = (ser.data as number[]).map((v, i) => ({ value: v, itemStyle: { color: expertColor(i, E), opacity: j === 1 ? 0.55 : 1, decal: j === 1 ? { symbol: 'rect', dashArrayX: [1, 0], dashArrayY: [2, 3], rotation: -0.8 } : undefined } }));
