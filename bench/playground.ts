@@ -60,14 +60,18 @@ export async function benchPlayground(opts: { rounds?: number; steps?: number; w
       await page.waitForFunction((k) => (window as any).__playground.runs().A.steps >= k && !(window as any).__playground.runs().A.running, before + n, { timeout: 300_000 });
       return page.evaluate((b) => ((window as any).__playground.stepMs() as number[]).slice(b), before);
     };
-    const nodeSteps = (n: number): number[] => Array.from({ length: n }, () => { const t0 = performance.now(); trainer.trainStep(); return performance.now() - t0; });
+    const nodeSteps = async (n: number): Promise<number[]> => {
+      const ms: number[] = [];
+      for (let i = 0; i < n; i++) { const t0 = performance.now(); await trainer.trainStep(); ms.push(performance.now() - t0); }
+      return ms;
+    };
     await browserSteps(warmup);
-    nodeSteps(warmup);
+    await nodeSteps(warmup);
     const per: PlaygroundBench['per_round'] = [];
     const allB: number[] = [], allN: number[] = [];
     for (let r = 0; r < rounds; r++) {
       const b = await browserSteps(steps);
-      const n = nodeSteps(steps);
+      const n = await nodeSteps(steps);
       allB.push(...b); allN.push(...n);
       per.push({ browser_ms: +median(b).toFixed(2), node_ms: +median(n).toFixed(2), ratio: +(median(b) / median(n)).toFixed(3) });
       process.stderr.write(`  round ${r + 1}: browser ${median(b).toFixed(1)} ms/step, node ${median(n).toFixed(1)} ms/step\n`);

@@ -107,11 +107,11 @@ function probe(t: Trainer, d: PlaygroundData): Probe | null {
   return { step: t.step, tokens: Array.from(d.sample.tokens), layers };
 }
 
-function oneStep(t: Trainer): void {
+async function oneStep(t: Trainer): Promise<void> {
   const c = t.cfg;
   const lr = learningRate(t.step, { lr: c.lr, warmupSteps: c.warmup_steps, steps: c.steps, schedule: c.schedule, minLrRatio: c.min_lr_ratio });
   const t0 = performance.now();
-  const r = t.trainStep();
+  const r = await t.trainStep(); // await: the step may read the device asynchronously (WebGPU)
   const ms = performance.now() - t0;
   send({ type: 'record', record: stepRecord(t, r, lr, (t.data.tokensPerBatch * c.grad_accum_steps) / (ms / 1000)), stepMs: ms });
 }
@@ -126,7 +126,7 @@ async function loop(): Promise<void> {
   try {
     while ((running || budget > 0) && trainer && data) {
       const t = trainer, d = data;
-      oneStep(t);
+      await oneStep(t);
       if (budget > 0) budget--;
       const stopping = !running && budget === 0;
       if (t.step % PROBE_EVERY === 0 || t.step === 1 || stopping) {
