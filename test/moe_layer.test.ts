@@ -107,6 +107,27 @@ describeBackends('MoELayer', () => {
     layer.dispose();
   });
 
+  it('reroute: assignments moved to another expert still give finite, non-zero gradients (the moved mask is a host decision)', () => {
+    const layer = new MoELayer({ ...base, numExperts: 4, topK: 1, capacityPolicy: 'reroute', capacityFactor: 1 }, new Rng(5));
+    layer.gate.assign(tf.tensor(randomArray(16, 31, 2), [4, 4]));
+    const x = tf.tensor2d(randomArray(48, 32, 1), [12, 4]);
+    const c = tf.tensor2d(randomArray(48, 33, 1), [12, 4]);
+    let rerouted = 0;
+    const { value, grads } = tf.variableGrads(() => {
+      const out = layer.forward(x, { training: true });
+      rerouted = out.stats.rerouted;
+      return tf.sum(tf.mul(out.y, c)) as tf.Scalar;
+    }, [layer.gate, layer.experts.w1]);
+    expect(rerouted).toBeGreaterThan(0);
+    for (const g of Object.values(grads)) {
+      const v = Array.from(g.dataSync());
+      expect(v.every(Number.isFinite)).toBe(true);
+      expect(v.some((e) => e !== 0)).toBe(true);
+    }
+    tf.dispose([value, x, c, ...Object.values(grads)]);
+    layer.dispose();
+  });
+
   it('fine-grained experts: E·m experts of hidden H/m with k·m active', () => {
     expect(fineGrained({ numExperts: 8, topK: 2, hidden: 2048 }, 4)).toEqual({ numExperts: 32, topK: 8, hidden: 512 });
     expect(() => fineGrained({ numExperts: 8, topK: 2, hidden: 100 }, 3)).toThrow(/divisor/);

@@ -222,9 +222,10 @@ export class MoELayer {
     }
     const T = routing.indices.shape[0];
     const needProbs = this.config.capacityPolicy === 'drop-probability' || this.config.capacityPolicy === 'reroute';
+    const chosen = host?.indices ?? (routing.indices.dataSync() as Int32Array);
     const cap = applyCapacity(
       {
-        indices: host?.indices ?? (routing.indices.dataSync() as Int32Array),
+        indices: chosen,
         // probs only rank assignments for two policies: the others skip the [T, E] read
         probs: host?.probs ?? (needProbs || !host ? (routing.probs.dataSync() as Float32Array) : new Float32Array(T * E)),
         numTokens: T, topK: k, numExperts: E,
@@ -234,7 +235,7 @@ export class MoELayer {
     const padTo = this.config.capacityPolicy === 'pad' ? cap.capacity! : padded ? paddedRows(cap.received, null) : undefined;
     const plan = planTokenChoice(cap.indices, cap.keep, T, k, E, padTo);
     // Rerouted assignments carry the router probability of their new expert.
-    const weights = cap.rerouted > 0 ? reroutedWeights(routing, cap.indices, T, k) : routing.weights;
+    const weights = cap.rerouted > 0 ? reroutedWeights(routing, chosen, cap.indices, T, k) : routing.weights;
     return { plan, weights, cap };
   }
 
@@ -320,8 +321,9 @@ export class MoELayer {
 }
 
 /** Weights after rerouting: the router's probability of each (possibly new) expert, as chosen weights are. */
-function reroutedWeights(routing: TokenChoiceRouting, newIndices: Int32Array, T: number, k: number): tf.Tensor2D {
+function reroutedWeights(routing: TokenChoiceRouting, chosen: Int32Array, newIndices: Int32Array, T: number, k: number): tf.Tensor2D {
   const idx = tf.tensor2d(newIndices, [T, k], 'int32');
-  const moved = tf.notEqual(idx, routing.indices); // [T, k] bool
+  // the moved mask is a routing decision: built on the host, so the tape holds no comparison (which has no gradient)
+  const moved = tf.tensor2d(Uint8Array.from(newIndices, (e, a) => (e !== chosen[a] ? 1 : 0)), [T, k], 'bool'); // [T, k]
   return tf.where(moved, takeAlongRows(routing.probs, idx), routing.weights) as tf.Tensor2D;
 }
