@@ -317,6 +317,8 @@ function buildHeatRow(): void {
   $('#heatrow').innerHTML = activeRuns().map((r) => `<div class="heat"><div class="tag" style="--c:${RUN_STYLE[r.id].color}">${abMode ? `run ${r.id}` : ''}</div><div class="chart" id="c-heat-${r.id}"></div></div>`).join('');
   for (const r of activeRuns()) heatCharts[r.id] = initChart($(`#c-heat-${r.id}`), null, { renderer: 'canvas' });
   $('#samples').innerHTML = activeRuns().map((r) => `<div class="sample" id="sample-${r.id}"><span class="tag" style="--c:${RUN_STYLE[r.id].color}">${abMode ? `run ${r.id}` : ''}</span><div class="bytes"></div></div>`).join('');
+  sampleShown.clear();
+  for (const b of Array.from(document.querySelectorAll<HTMLElement>('#samples .bytes'))) b.addEventListener('mouseover', onSampleHover);
 }
 const heatCharts: Partial<Record<RunId, ECharts>> = {};
 
@@ -337,29 +339,48 @@ function renderHeat(run: Run): void {
   chart.setOption({ series: [heatBitmapSeries(cells)] }, { lazyUpdate: true });
 }
 
+/** Which probe each sample box shows (redrawn only when it changes, so a hovered byte stays put while training). */
+const sampleShown = new Map<RunId, string>();
+
 function renderSample(run: Run): void {
   const box = document.querySelector<HTMLElement>(`#sample-${run.id} .bytes`);
   if (!box) return;
   const p = run.probe;
+  const key = p ? `${p.step}:${layer}` : `none:${run.settings.task}`;
+  if (sampleShown.get(run.id) === key && box.dataset.key === key) return;
+  sampleShown.set(run.id, key);
+  box.dataset.key = key;
   if (!p) { box.innerHTML = `<span class="muted">${run.settings.task === 'lm' ? 'routing appears after the first step' : 'the regression task has no text: its tokens are random vectors'}</span>`; return; }
   const lp = p.layers[Math.min(layer, p.layers.length - 1)];
   const E = lp.probs[0]?.length ?? 1;
-  box.innerHTML = p.tokens.map((b, t) => {
+  let spans = Array.from(box.querySelectorAll<HTMLElement>('span.b'));
+  if (spans.length !== p.tokens.length) {
+    box.innerHTML = p.tokens.map((_, t) => `<span class="b" data-t="${t}"></span>`).join('');
+    spans = Array.from(box.querySelectorAll<HTMLElement>('span.b'));
+  }
+  p.tokens.forEach((b, t) => {
     const ex = lp.experts[t] ?? [], kept = lp.kept[t] ?? [];
-    const ch = b === 32 ? '␣' : b >= 33 && b < 127 ? String.fromCharCode(b) : '·';
     const first = ex[0], second = ex[1];
     const allDropped = ex.length === 0 || kept.every((k) => !k);
-    const someDropped = kept.some((k) => !k);
-    const style = [
-      first !== undefined && !allDropped ? `background:${expertColor(first, E)}` : '',
-      second !== undefined ? `border-bottom-color:${expertColor(second, E)}` : '',
-    ].filter(Boolean).join(';');
-    const cls = ['b', allDropped ? 'drop' : someDropped ? 'part' : '', hover?.run === run.id && hover.token === t ? 'hot' : ''].filter(Boolean).join(' ');
-    return `<span class="${cls}" data-t="${t}" style="${style}">${esc(ch)}</span>`;
-  }).join('');
-  for (const span of Array.from(box.querySelectorAll<HTMLElement>('span.b'))) {
-    span.onmouseenter = () => { hover = { run: run.id, token: Number(span.dataset.t) }; renderProbe(); for (const s of Array.from(document.querySelectorAll('.b.hot'))) s.classList.remove('hot'); span.classList.add('hot'); };
-  }
+    const span = spans[t];
+    span.textContent = b === 32 ? '␣' : b >= 33 && b < 127 ? String.fromCharCode(b) : '·';
+    span.style.background = first !== undefined && !allDropped ? expertColor(first, E) : '';
+    span.style.borderBottomColor = second !== undefined ? expertColor(second, E) : 'transparent';
+    span.classList.toggle('drop', allDropped);
+    span.classList.toggle('part', !allDropped && kept.some((k) => !k));
+    span.classList.toggle('hot', hover?.run === run.id && hover.token === t);
+  });
+}
+
+/** One hover handler per sample box (spans are updated in place, never re-bound). */
+function onSampleHover(ev: MouseEvent): void {
+  const span = (ev.target as HTMLElement).closest<HTMLElement>('span.b');
+  const box = (ev.currentTarget as HTMLElement).closest<HTMLElement>('.sample');
+  if (!span || !box) return;
+  hover = { run: box.id.replace('sample-', '') as RunId, token: Number(span.dataset.t) };
+  for (const s of Array.from(document.querySelectorAll('.bytes .b.hot'))) s.classList.remove('hot');
+  span.classList.add('hot');
+  renderProbe();
 }
 
 function renderProbe(): void {
