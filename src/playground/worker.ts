@@ -10,9 +10,8 @@ import { CORPUS_TRAIN, CORPUS_VAL, WASM_PLAIN, WASM_SIMD } from 'playground:asse
 import { initBackend } from '../backend.ts';
 import { crossChecks } from '../config/checks.ts';
 import { FieldsSchema, type Config } from '../config/schema.ts';
-import { learningRate } from '../optim/schedule.ts';
 import { stepRecord } from '../train/record.ts';
-import { forwardBatch, Trainer } from '../train/step.ts';
+import { forwardBatch, learningRateAt, Trainer } from '../train/step.ts';
 import { playgroundData, type PlaygroundData } from './data.ts';
 import type { FromWorker, LayerProbe, Probe, ToWorker } from './protocol.ts';
 import { settingsProblems, settingsToConfig, type Settings } from './settings.ts';
@@ -109,7 +108,7 @@ function probe(t: Trainer, d: PlaygroundData): Probe | null {
 
 async function oneStep(t: Trainer): Promise<void> {
   const c = t.cfg;
-  const lr = learningRate(t.step, { lr: c.lr, warmupSteps: c.warmup_steps, steps: c.steps, schedule: c.schedule, minLrRatio: c.min_lr_ratio });
+  const lr = learningRateAt(t.step, c);
   const t0 = performance.now();
   const r = await t.trainStep(); // await: the step may read the device asynchronously (WebGPU)
   const ms = performance.now() - t0;
