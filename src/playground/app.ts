@@ -23,7 +23,10 @@ interface Run {
   records: MetricRecord[];
   stepMs: number[];
   probe: Probe | null;
+  /** as the worker last reported it. */
   running: boolean;
+  /** the reset this run is at; the worker's messages of earlier resets are dropped. */
+  gen: number;
   ready: boolean;
   backend: string;
   backendNote: string;
@@ -128,16 +131,17 @@ function post(run: Run, msg: ToWorker): void { run.worker.postMessage(msg); }
 function makeRun(id: RunId, settings: Settings): Run {
   const worker = new Worker(workerUrl, { name: `switchyard-${id}` });
   const run: Run = {
-    id, settings: { ...settings }, worker, records: [], stepMs: [], probe: null, running: false, ready: false,
+    id, settings: { ...settings }, worker, records: [], stepMs: [], probe: null, running: false, ready: false, gen: 1,
     backend: '…', backendNote: '', layers: 0, experts: settings.experts, params: 0, error: null, exportWaiter: null,
   };
   worker.onmessage = (ev: MessageEvent<FromWorker>) => onWorker(run, ev.data);
   worker.onerror = (ev) => { run.error = ev.message; api.errors.push(`${id}: ${ev.message}`); console.error(`worker ${id}: ${ev.message}`); scheduleRender(); };
-  post(run, { type: 'reset', settings: run.settings });
+  post(run, { type: 'reset', settings: run.settings, gen: run.gen });
   return run;
 }
 
 function onWorker(run: Run, m: FromWorker): void {
+  if (m.gen !== run.gen) return; // a step that finished after a reset was asked for
   switch (m.type) {
     case 'ready':
       Object.assign(run, { ready: true, backend: m.backend, backendNote: m.backendNote, params: m.params, layers: m.layers, experts: m.experts, error: null });
@@ -153,10 +157,16 @@ function onWorker(run: Run, m: FromWorker): void {
 
 function resetRun(run: Run): void {
   Object.assign(run, { records: [], stepMs: [], probe: null, ready: false, error: null });
-  const problems = settingsProblems(run.settings);
-  if (problems.length) { run.error = problems.join('; '); scheduleRender(); return; }
+  run.gen++; // whatever the worker sends for the old run from now on is dropped
   const wasRunning = run.running;
-  post(run, { type: 'reset', settings: run.settings });
+  const problems = settingsProblems(run.settings);
+  if (problems.length) {
+    post(run, { type: 'pause' });
+    Object.assign(run, { error: problems.join('; '), running: false });
+    scheduleRender();
+    return;
+  }
+  post(run, { type: 'reset', settings: run.settings, gen: run.gen });
   if (wasRunning) post(run, { type: 'run' });
   scheduleRender();
 }
@@ -239,7 +249,7 @@ function layout(): void {
   $('#reset').onclick = () => activeRuns().forEach(resetRun);
   $('#run').onclick = () => {
     const go = !activeRuns().some((r) => r.running);
-    for (const r of activeRuns()) { if (!r.error) { post(r, { type: go ? 'run' : 'pause' }); r.running = go; } }
+    for (const r of activeRuns()) if (!r.error) post(r, { type: go ? 'run' : 'pause' }); // the worker reports its state back
     scheduleRender();
   };
   $('#step').onclick = () => activeRuns().forEach((r) => { if (!r.error) post(r, { type: 'step', n: 1 }); });

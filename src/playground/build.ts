@@ -45,12 +45,12 @@ export function forbidNodeBuiltins(): esbuild.Plugin {
 }
 
 /** Bundles one browser entry point to an IIFE string; throws with esbuild's messages on any error. */
-export async function bundle(entry: string, opts: { plugins?: esbuild.Plugin[]; minify?: boolean } = {}): Promise<{ code: string; inputs: string[] }> {
+export async function bundle(entry: string, opts: { plugins?: esbuild.Plugin[]; minify?: boolean; define?: Record<string, string> } = {}): Promise<{ code: string; inputs: string[] }> {
   const res = await (await loadEsbuild()).build({
     entryPoints: [entry], bundle: true, write: false, format: 'iife', platform: 'browser', target: 'es2022',
     minify: opts.minify ?? true, metafile: true, logLevel: 'silent', legalComments: 'none',
     plugins: [forbidNodeBuiltins(), ...(opts.plugins ?? [])],
-    define: { 'process.env.NODE_ENV': '"production"' },
+    define: { 'process.env.NODE_ENV': '"production"', ...opts.define },
   }).catch((e: esbuild.BuildFailure) => {
     const msgs = (e.errors ?? []).map((m) => `${m.location ? `${m.location.file}:${m.location.line}: ` : ''}${m.text}`);
     throw new Error(`playground build failed:\n  ${msgs.length ? msgs.join('\n  ') : e.message}`);
@@ -70,19 +70,6 @@ async function loadEsbuild(): Promise<typeof esbuild> {
   } catch (e) {
     throw new Error(`playground: building the page needs the esbuild package (a devDependency; run npm ci in the repository): ${(e as Error).message.split('\n')[0]}`);
   }
-}
-
-/** A virtual module `playground:assets`: the corpus slice and tfjs's wasm binaries as base64. */
-function assetsPlugin(assets: Record<string, string>): esbuild.Plugin {
-  return {
-    name: 'playground-assets',
-    setup(build) {
-      build.onResolve({ filter: /^playground:assets$/ }, () => ({ path: 'assets', namespace: 'playground' }));
-      build.onLoad({ filter: /.*/, namespace: 'playground' }, () => ({
-        contents: Object.entries(assets).map(([k, v]) => `export const ${k} = ${JSON.stringify(v)};`).join('\n'), loader: 'js',
-      }));
-    },
-  };
 }
 
 /** The tfjs wasm binaries a page without cross-origin isolation can use (no threads): plain and SIMD. */
@@ -110,8 +97,9 @@ export interface BuildResult {
 export async function buildPlayground(): Promise<BuildResult> {
   const corpus = playgroundCorpus();
   const wasm = wasmBinaries();
+  // the worker's PLAYGROUND_ASSETS (declared in worker.ts) becomes this object literal
   const worker = await bundle(path.join(HERE, 'worker.ts'), {
-    plugins: [assetsPlugin({ CORPUS_TRAIN: corpus.train, CORPUS_VAL: corpus.val, CORPUS_CHARS: String(corpus.maxChars), WASM_PLAIN: wasm.plain, WASM_SIMD: wasm.simd })],
+    define: { PLAYGROUND_ASSETS: JSON.stringify({ CORPUS_TRAIN: corpus.train, CORPUS_VAL: corpus.val, WASM_PLAIN: wasm.plain, WASM_SIMD: wasm.simd }) },
   });
   const app = await bundle(path.join(HERE, 'app.ts'));
   const css = fs.readFileSync(path.join(HERE, 'style.css'), 'utf8');

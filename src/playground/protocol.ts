@@ -4,8 +4,8 @@ import type { Settings } from './settings.ts';
 
 /** Page → worker. */
 export type ToWorker =
-  /** build a fresh model and optimizer for these settings (step 0). */
-  | { type: 'reset'; settings: Settings }
+  /** build a fresh model and optimizer for these settings (step 0); `gen` tags every later message. */
+  | { type: 'reset'; settings: Settings; gen: number }
   /** train until paused. */
   | { type: 'run' }
   | { type: 'pause' }
@@ -32,11 +32,11 @@ export interface Probe {
   layers: LayerProbe[];
 }
 
-/** Worker → page. */
-export type FromWorker =
+/** Worker → page; `gen` is the reset the message belongs to (the page drops a late message of an older run). */
+export type FromWorker = { gen: number } & (
   | { type: 'ready'; backend: string; backendNote: string; params: number; layers: number; experts: number }
   | { type: 'record'; record: MetricRecord; stepMs: number }
   | { type: 'probe'; probe: Probe }
   | { type: 'state'; running: boolean }
   | { type: 'export'; configYaml: string; steps: number }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string });

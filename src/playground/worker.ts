@@ -6,7 +6,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { stringify } from 'yaml';
-import { CORPUS_TRAIN, CORPUS_VAL, WASM_PLAIN, WASM_SIMD } from 'playground:assets';
 import { initBackend } from '../backend.ts';
 import { crossChecks } from '../config/checks.ts';
 import { FieldsSchema, type Config } from '../config/schema.ts';
@@ -16,12 +15,19 @@ import { playgroundData, type PlaygroundData } from './data.ts';
 import type { FromWorker, LayerProbe, Probe, ToWorker } from './protocol.ts';
 import { settingsProblems, settingsToConfig, type Settings } from './settings.ts';
 
+/** Inlined by the build (build.ts, an esbuild define): the nlp-corpus slice and tfjs's wasm binaries (base64). */
+declare const PLAYGROUND_ASSETS: { CORPUS_TRAIN: string; CORPUS_VAL: string; WASM_PLAIN: string; WASM_SIMD: string };
+const { CORPUS_TRAIN, CORPUS_VAL, WASM_PLAIN, WASM_SIMD } = PLAYGROUND_ASSETS;
+
 /** The live run's schedule length: lr is constant after warmup, so this only has to exceed any session. */
 const LIVE_STEPS = 1_000_000;
 /** The sample sentence is routed again every this many steps (and when training pauses). */
 const PROBE_EVERY = 5;
 
-const send = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
+/** The reset the worker's messages belong to. */
+let gen = 0;
+const send = (m: DistributiveOmit<FromWorker, 'gen'>) => (self as unknown as Worker).postMessage({ ...m, gen });
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 let trainer: Trainer | null = null;
 let cfg: Config | null = null;
@@ -156,7 +162,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   const fail = (e: unknown) => send({ type: 'error', message: (e as Error).message });
   switch (m.type) {
-    case 'reset': void reset(m.settings).catch(fail); break;
+    case 'reset': gen = m.gen; void reset(m.settings).catch(fail); break;
     case 'run': running = true; void (backendReady ?? Promise.resolve()).then(() => loop()); break;
     case 'pause': running = false; budget = 0; break;
     case 'step': budget += m.n; void (backendReady ?? Promise.resolve()).then(() => loop()); break;
