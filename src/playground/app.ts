@@ -56,16 +56,19 @@ const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const sig = (v: number | null | undefined, d = 4): string => (typeof v !== 'number' || !Number.isFinite(v) ? '–' : v === 0 ? '0' : Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3 ? v.toExponential(d - 1) : String(Number(v.toPrecision(d))));
 
-// ---- chart plumbing: the report's options are plain JSON with "@fmt:NAME" formatter names ---------------------
+// ---- chart plumbing: the report's options are plain JSON with {"@fmt": NAME} formatter references ---------------------
 
 const FORMATTERS: Record<string, unknown> = {
   sig4: (v: unknown) => (Array.isArray(v) ? sig(v[1] as number) : sig(v as number)),
   axis: (v: number) => sig(v, 3),
 };
 function revive(v: unknown): unknown {
-  if (typeof v === 'string' && v.startsWith('@fmt:')) return FORMATTERS[v.slice(5)] ?? v;
   if (Array.isArray(v)) return v.map(revive);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, revive(x)]));
+  if (v && typeof v === 'object') {
+    const name = (v as { '@fmt'?: unknown })['@fmt'];
+    if (typeof name === 'string') return FORMATTERS[name];
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, revive(x)]));
+  }
   return v;
 }
 
