@@ -10,7 +10,7 @@ import { initBackend } from '../backend.ts';
 import { crossChecks } from '../config/checks.ts';
 import { FieldsSchema, type Config } from '../config/schema.ts';
 import { stepRecord } from '../train/record.ts';
-import { forwardBatch, learningRateAt, Trainer } from '../train/step.ts';
+import { learningRateAt, Trainer } from '../train/step.ts';
 import { playgroundData, type PlaygroundData } from './data.ts';
 import type { FromWorker, LayerProbe, Probe, ToWorker } from './protocol.ts';
 import { settingsProblems, settingsToConfig, type Settings } from './settings.ts';
@@ -88,7 +88,8 @@ function probe(t: Trainer, d: PlaygroundData): Probe | null {
   const L = d.sample.batch.L;
   let layers: LayerProbe[] = [];
   tf.tidy(() => { // plain arrays leave through the closure: tidy would walk a returned array
-    const out = forwardBatch(t.model, d.sample!.batch, () => ({ training: false }));
+    const b = d.sample!.batch as Extract<PlaygroundData['sample'], object>['batch'] & { kind: 'tokens' };
+    const out = t.model.forwardLM(b.inputs, b.targets, b.B, b.L, () => ({ training: false })); // synchronous reads: wasm
     layers = out.moe.map((m, l): LayerProbe => {
       const E = m.routing.probs.shape[1];
       const probs = m.routing.probs.slice([0, 0], [L, E]).arraySync() as number[][];
