@@ -54,7 +54,7 @@ async function startBackend(): Promise<{ backend: string; note: string }> {
   const simdOn = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return {
     backend: `${used}${simdOn ? ' (SIMD)' : ''}`,
-    note: gpu ? 'WebGPU found; training uses wasm until the step reads the GPU without blocking' : 'no WebGPU in this browser',
+    note: gpu ? 'WebGPU found; this page trains on wasm (its WebGPU path is not wired yet)' : 'no WebGPU in this browser',
   };
 }
 
