@@ -8,16 +8,19 @@ import { createReadStream } from 'node:fs';
 import { open, readdir, stat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { readMegatronTpe, tpeFiles, type MegatronGrid } from './load_megatron_tpe.ts';
 import {
   checkCount, dialectOf, loadFromJsonDocument, megatronAccumulator, metricsAccumulator, vllmAccumulator,
   type LoadData, type RecordAccumulator,
 } from './load_engines.ts';
 
-export type { LoadData, LoadFormatName } from './load_engines.ts';
+export type { LoadData, LoadFormatName, LoadSeries } from './load_engines.ts';
 
 export interface ReadLoadOptions {
   /** Number of logical experts, when the file cannot say (Megatron traces, vLLM p2l maps). */
   numExperts?: number;
+  /** Megatron tokens_per_expert folders: the parallel split that maps rank files to global experts. */
+  grid?: MegatronGrid;
 }
 
 /** Lines of a text file, streamed; yields [lineNumber, text]. */
@@ -141,14 +144,15 @@ async function readCsv(path: string): Promise<LoadData> {
 /** Files of a Megatron trace directory: router_trace_rank{r}.jsonl, in rank order. */
 async function traceFiles(dir: string): Promise<string[]> {
   const names = (await readdir(dir)).filter((f) => /^router_trace_rank\d+\.jsonl$/.test(f));
-  if (names.length === 0) throw new Error(`${dir}: directory without router_trace_rank*.jsonl files`);
+  if (names.length === 0) throw new Error(`${dir}: directory without router_trace_rank*.jsonl (router traces) or tokens_per_expert/rank*.jsonl files`);
   const rank = (f: string): number => Number(/\d+/.exec(f)![0]);
   return names.sort((a, b) => rank(a) - rank(b)).map((f) => join(dir, f));
 }
 
 /**
  * Reads expert loads: JSON matrix [L][E] or [S][L][E], CSV/TSV, Switchyard metrics.jsonl, vLLM stats JSONL or
- * EplbModelState JSON, SGLang logical_count JSON, Megatron-Core router traces (file or directory of ranks).
+ * EplbModelState JSON, SGLang logical_count JSON, Megatron-Core router traces (file or directory of ranks), Megatron-LM's
+ * tokens_per_expert folder (rank{R}.jsonl, merged over expert-parallel ranks).
  */
 export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Promise<LoadData> {
   let info;
@@ -157,7 +161,10 @@ export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Pr
   } catch {
     throw new Error(`load file not found: ${path}`);
   }
-  if (info.isDirectory()) return readJsonl(await traceFiles(path), opts);
+  if (info.isDirectory()) {
+    if (await tpeFiles(path)) return readMegatronTpe(path, opts.grid);
+    return readJsonl(await traceFiles(path), opts);
+  }
   if (info.size === 0) throw new Error(`${path} is empty`);
   const start = await head(path);
   if ((start[0] === 0x50 && start[1] === 0x4b) || /\.(pt|pth|pkl)$/i.test(path)) {
