@@ -1,0 +1,36 @@
+/**
+ * `switchyard export megatron --config FILE [--ep N] [--out FILE]`: the Megatron-Core arguments that train the same MoE,
+ * with every setting Megatron-Core cannot express listed as a warning.
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../config.ts';
+import { formatMegatronArgs, toMegatronArgs } from '../export/megatron.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { intFlag } from './plan.ts';
+
+interface MegatronFlags { config?: string; ep?: string; out?: string; set: string[] }
+
+/** Adds `switchyard export` and its `megatron` target. */
+export function register(program: Command): void {
+  const exp = program.command('export').description('hand a run to another engine (megatron: Megatron-Core arguments)');
+  exp
+    .command('megatron')
+    .description('Megatron-Core (Megatron-LM pretrain_gpt.py) arguments for the MoE a Switchyard config trains')
+    .option('--config <file>', 'Switchyard run config (YAML)')
+    .option('--ep <n>', '--expert-model-parallel-size (default: parallel.ep_size)')
+    .option('--out <file>', 'write the arguments here (a bash array MOE_ARGS; default: print)')
+    .option('--set <key=value>', 'override a config field (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action((f: MegatronFlags) => {
+      if (!f.config) throw new Error('--config FILE is required');
+      const cfg = loadConfig(f.config, f.set);
+      const x = toMegatronArgs(cfg, f.ep === undefined ? {} : { ep: intFlag(f.ep, '--ep') });
+      const text = formatMegatronArgs(x, f.config);
+      if (f.out) {
+        writeFileAtomic(f.out, text);
+        for (const w of x.warnings) console.error(`warning: ${w}`);
+        console.log(`wrote ${f.out}: ${x.args.length} Megatron-Core flags, ${x.warnings.length} warning${x.warnings.length === 1 ? '' : 's'} (use: pretrain_gpt.py "\${MOE_ARGS[@]}" … after sourcing it)`);
+      } else {
+        process.stdout.write(text);
+      }
+    });
+}
