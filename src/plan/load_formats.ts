@@ -16,6 +16,7 @@ import {
 
 export type { LoadData, LoadFormatName, LoadSeries } from './load_engines.ts';
 
+/** Options of readLoadFile. */
 export interface ReadLoadOptions {
   /** Number of logical experts, when the file cannot say (Megatron traces, vLLM p2l maps). */
   numExperts?: number;

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMetrics, type MetricRecord } from '../metrics/jsonl.ts';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
-import { readLoadFile } from '../plan/load_formats.ts';
+import { readLoadFile, type LoadData, type ReadLoadOptions } from '../plan/load_formats.ts';
 import type { LayerResult } from '../sim/simulate.ts';
 import type { Recommendation, SweepRow } from '../sim/sweep.ts';
 
@@ -74,7 +74,8 @@ export type ReportInput =
   | { kind: 'compare'; dir: string; methods: CompareRow[]; runs: RunData[] }
   | { kind: 'plan'; file: string; plan: PlanFile; weight: number[][] | null; weightNote: string | null }
   | { kind: 'simulate'; file: string; sim: SimFile & { layers: LayerResult[] } }
-  | { kind: 'sweep'; file: string; sim: SimFile & { sweep: SweepRow[]; recommendation: Recommendation[] } };
+  | { kind: 'sweep'; file: string; sim: SimFile & { sweep: SweepRow[]; recommendation: Recommendation[] } }
+  | { kind: 'loads'; file: string; data: LoadData };
 
 /** Reads JSON, naming the file on a parse error. */
 function readJson(file: string): unknown {
@@ -193,8 +194,21 @@ export function readReportInputSync(p: string): ReportInput {
 }
 
 /** readReportInputSync, plus a plan's load file (for per-GPU loads) when it can be found. */
-export async function readReportInput(p: string): Promise<ReportInput> {
-  const input = readReportInputSync(p);
+export async function readReportInput(p: string, loadOpts: ReadLoadOptions = {}): Promise<ReportInput> {
+  let input: ReportInput;
+  try {
+    input = readReportInputSync(p);
+  } catch (e) {
+    // not a run, compare, plan or simulate output: an engine's load file renders like a run (heatmaps over steps)
+    if (!fs.existsSync(p)) throw e;
+    let data: LoadData;
+    try {
+      data = await readLoadFile(p, loadOpts);
+    } catch (e2) {
+      throw new Error(`${(e as Error).message}; nor is it a load file: ${(e2 as Error).message}`);
+    }
+    return { kind: 'loads', file: p, data };
+  }
   if (input.kind !== 'plan') return input;
   const { weight, note } = await planWeight(input.plan, input.file);
   return { ...input, weight, weightNote: note };
@@ -205,6 +219,9 @@ export function defaultReportPath(input: ReportInput): string {
   switch (input.kind) {
     case 'run': return path.join(input.run.dir, 'report.html');
     case 'compare': return path.join(input.dir, 'report.html');
+    case 'loads':
+      if (fs.statSync(input.file).isDirectory()) return path.join(input.file, 'loads.report.html');
+    // falls through: a load file gets <name>.report.html beside it
     case 'plan':
     case 'simulate':
     case 'sweep': {
