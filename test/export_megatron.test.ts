@@ -12,13 +12,13 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.ts';
-import { DEFAULT_CONFIG, loadConfig, parseConfig, type Config } from '../src/config.ts';
-import { expertCapacity } from '../src/capacity.ts';
+import { DEFAULT_CONFIG, loadConfig, parseConfig, type Config } from '../src/config/load.ts';
+import { expertCapacity } from '../src/moe/capacity.ts';
 import { fromMegatronArgs, parseMegatronArgs, toMegatronArgs, formatMegatronArgs } from '../src/export/megatron.ts';
 import { sequenceAuxLoss } from '../src/losses/sequence.ts';
 import { switchLoss } from '../src/losses/switch.ts';
 import { zLoss } from '../src/losses/z_loss.ts';
-import { auxWeights } from '../src/train/trainer.ts';
+import { auxWeights } from '../src/train/step.ts';
 
 const fixture = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'fixtures/megatron_args.json'), 'utf8')) as {
   repository: string; commit: string; files: string[]; flags: Record<string, string>;

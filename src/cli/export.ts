@@ -3,7 +3,7 @@
  * with every setting Megatron-Core cannot express listed as a warning.
  */
 import type { Command } from 'commander';
-import { loadConfig } from '../config.ts';
+import { loadConfig } from '../config/load.ts';
 import { formatMegatronArgs, toMegatronArgs } from '../export/megatron.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { intFlag } from './plan.ts';

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { configToYaml, parseConfig } from '../config.ts';
+import { configToYaml, parseConfig } from '../config/load.ts';
 import { fromMegatronArgs, parseMegatronArgs } from '../export/megatron.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 

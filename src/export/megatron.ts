@@ -15,7 +15,7 @@
  *               sigmoid (or sqrtsoftplus) scores (TransformerConfig.__post_init__ raises otherwise).
  * Whatever Megatron-Core cannot express is listed in `warnings` with what the user loses; nothing is dropped silently.
  */
-import type { Config } from '../config.ts';
+import { denseHidden, type Config } from '../config/schema.ts';
 
 /** One emitted flag: its value (null for a store_true switch), and why, when the mapping is not one-to-one. */
 export interface MegatronArg {
@@ -64,7 +64,7 @@ export function toMegatronArgs(cfg: Config, opts: MegatronExportOptions = {}): M
   put('--num-layers', cfg.layers, 'layers');
   put('--hidden-size', cfg.dim, 'dim');
   put('--num-attention-heads', cfg.heads, 'heads');
-  put('--ffn-hidden-size', cfg.dense_hidden ?? (cfg.top_k + cfg.shared_experts) * cfg.expert_hidden, 'dense_hidden (dense blocks)');
+  put('--ffn-hidden-size', denseHidden(cfg), 'dense_hidden (dense blocks)');
   put('--seq-length', cfg.seq_len, 'seq_len');
   put('--max-position-embeddings', cfg.seq_len, 'seq_len');
   if (cfg.positions === 'rotary') {
