@@ -28,7 +28,7 @@ export function register(program: Command): void {
       if (f.out) {
         writeFileAtomic(f.out, text);
         for (const w of x.warnings) console.error(`warning: ${w}`);
-        console.log(`wrote ${f.out}: ${x.args.length} Megatron-Core flags, ${x.warnings.length} warning${x.warnings.length === 1 ? '' : 's'} (use: pretrain_gpt.py "\${MOE_ARGS[@]}" … after sourcing it)`);
+        console.log(`wrote ${f.out}: ${x.args.length} Megatron-Core flags, ${x.warnings.length} warning${x.warnings.length === 1 ? '' : 's'} (source it, then: torchrun … pretrain_gpt.py "\${MOE_ARGS[@]}" …)`);
       } else {
         process.stdout.write(text);
       }
