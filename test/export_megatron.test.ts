@@ -18,7 +18,7 @@ import { fromMegatronArgs, parseMegatronArgs, toMegatronArgs, formatMegatronArgs
 import { sequenceAuxLoss } from '../src/losses/sequence.ts';
 import { switchLoss } from '../src/losses/switch.ts';
 import { zLoss } from '../src/losses/z_loss.ts';
-import { auxWeights } from '../src/train/step.ts';
+import { auxLossWeights } from '../src/model/model.ts';
 
 const fixture = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'fixtures/megatron_args.json'), 'utf8')) as {
   repository: string; commit: string; files: string[]; flags: Record<string, string>;
@@ -70,7 +70,7 @@ describe('export megatron', () => {
     const x = toMegatronArgs(cfg);
     const coeff = Number(x.args.find((a) => a.flag === '--moe-aux-loss-coeff')!.value);
     expect(x.args.find((a) => a.flag === '--moe-router-load-balancing-type')!.value).toBe('aux_loss');
-    expect(coeff).toBe(auxWeights(cfg).switch); // the weight our trainer applies per layer
+    expect(coeff).toBe(auxLossWeights(cfg).switch); // the weight our training step applies per layer
     // T = 5 tokens, E = 4, k = 2 (hand-picked, skewed)
     const probs = [[0.5, 0.3, 0.1, 0.1], [0.6, 0.2, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.4, 0.1, 0.4, 0.1], [0.3, 0.3, 0.2, 0.2]];
     const idx = [[0, 1], [0, 1], [1, 0], [0, 2], [0, 1]];
@@ -201,5 +201,9 @@ describe('import megatron', () => {
     expect(r.warnings.join()).not.toContain('--tensor-model-parallel-size');
     expect(() => fromMegatronArgs(parseMegatronArgs('--hidden-size 64'))).toThrow(/no --num-experts/);
     expect(() => fromMegatronArgs(parseMegatronArgs('--num-experts x'))).toThrow(/--num-experts "x" is not an integer/);
+    // absent flags take Megatron's defaults, not ours: β2 0.999, no warmup, min lr 0, linear decay, clip 1
+    const d = parseConfig(r.config);
+    expect([d.beta2, d.warmup_steps, d.schedule, d.grad_clip]).toEqual([0.999, 0, 'linear', 1]);
+    expect(parseConfig(fromMegatronArgs(parseMegatronArgs('--num-experts 8 --lr 0.001')).config).min_lr_ratio).toBe(0);
   });
 });

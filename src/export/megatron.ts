@@ -362,19 +362,20 @@ export function fromMegatronArgs(args: Map<string, string[]>, source = 'args'): 
   if (ep !== undefined) c.parallel = { ep_size: ep };
   set('lr', number('--lr'));
   const lr = number('--lr'), minLr = number('--min-lr');
-  if (lr !== undefined && minLr !== undefined && lr > 0) c.min_lr_ratio = minLr / lr;
+  if (lr !== undefined && lr > 0) c.min_lr_ratio = (minLr ?? 0) / lr; // --min-lr defaults to 0
   const style = one('--lr-decay-style');
   if (style !== undefined) {
     if (['cosine', 'constant', 'linear'].includes(style)) c.schedule = style;
     else { c.schedule = 'cosine'; warnings.push(`--lr-decay-style ${style}: Switchyard has cosine, constant and linear; using cosine`); }
   } else c.schedule = 'linear'; // Megatron's default
-  set('warmup_steps', number('--lr-warmup-iters', true));
+  // absent flags take Megatron-LM's defaults (arguments.py, training_config.py), not ours
+  c.warmup_steps = number('--lr-warmup-iters', true) ?? 0;
   set('steps', number('--train-iters', true));
-  set('weight_decay', number('--weight-decay'));
-  set('beta1', number('--adam-beta1'));
-  set('beta2', number('--adam-beta2'));
-  const clip = number('--clip-grad');
-  if (clip !== undefined) c.grad_clip = clip > 0 ? clip : null;
+  c.weight_decay = number('--weight-decay') ?? 0.01;
+  c.beta1 = number('--adam-beta1') ?? 0.9;
+  c.beta2 = number('--adam-beta2') ?? 0.999;
+  const clip = number('--clip-grad') ?? 1.0;
+  c.grad_clip = clip > 0 ? clip : null;
   const mbs = number('--micro-batch-size', true), gbs = number('--global-batch-size', true);
   set('batch_size', mbs);
   if (mbs !== undefined && gbs !== undefined && gbs % mbs === 0) c.grad_accum_steps = gbs / mbs;

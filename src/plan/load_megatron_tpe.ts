@@ -63,7 +63,7 @@ export async function readMegatronTpe(dir: string, grid: MegatronGrid = {}): Pro
     const first = Array.from({ length: world }, (_, r) => r).find((r) => !have.has(r));
     throw new Error(`${dir}: rank files 0..${world - 1} expected, ${missing} missing (first: rank${first}.jsonl); every rank writes its own file`);
   }
-  const g = { ep: grid.ep ?? world, etp: grid.etp ?? 1, pp: grid.pp ?? 1 };
+  const g = { ep: grid.ep ?? world / ((grid.etp ?? 1) * (grid.pp ?? 1)), etp: grid.etp ?? 1, pp: grid.pp ?? 1 };
   for (const [k, v] of Object.entries(g)) if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} ${v} must be a positive integer`);
   // (iter, pp stage, local layer) → global expert counts; local expert count checked equal everywhere
   const cells = new Map<string, { iter: number; pp: number; layer: number; counts: number[] }>();
@@ -122,7 +122,7 @@ export async function readMegatronTpe(dir: string, grid: MegatronGrid = {}): Pro
   const notes = [
     `merged ${files.length} rank files (ep ${g.ep} × ${local} local experts = ${E} experts; etp ${g.etp}, pp ${g.pp}, expert-data-parallel ${edp}); ${lines} records, ${microbatches} micro-batches over ${steps.length} saved iterations`,
   ];
-  if (grid.ep === undefined) notes.push(`--ep not given: each of the ${world} rank files taken as one expert-parallel rank`);
+  if (grid.ep === undefined) notes.push(`--ep not given: taken as ${g.ep} (every rank expert-parallel, no expert-data-parallel replicas)`);
   if (skippedEtp) notes.push(`skipped ${skippedEtp} records of expert-tensor-parallel ranks ≠ 0 (same tokens as rank 0 of their group)`);
   if (g.pp > 1) notes.push(`layer ids = local index + pp stage × ${perStage} (even pipeline split assumed)`);
   if (mtp) notes.push(`skipped ${mtp} MTP records`);
