@@ -10,6 +10,7 @@ import { readLoadFile } from '../plan/load_formats.ts';
 import { toSglang, toVllm, type PlacementFormat } from '../plan/placement_io.ts';
 import { checkForEngine, readPlacementFile, toTrtllm, toVllmAscend, type PlacementData } from '../plan/placement_engines.ts';
 import { planBalancedness } from '../plan/balancedness.ts';
+import { spreadDuplicates } from '../plan/spread.ts';
 import { planPlacement, summary, type PlanMethod, type PlanReport } from '../plan/planner.ts';
 import { fix, formatTable } from '../report/terminal.ts';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
@@ -39,6 +40,13 @@ export function alignPlacement(cur: PlacementData, layerIds: number[], file: str
   }
   if (cur.phy2log.length === layerIds.length) return { rows: cur.phy2log, note: 'rows matched in order (MoE layer i ↔ load row i)' };
   throw new Error(`--current ${file}: ${cur.phy2log.length} placement rows${cur.layerIds ? ` (layer ids ${cur.layerIds[0]}..${cur.layerIds[cur.layerIds.length - 1]})` : ''} do not match the load's ${layerIds.length} layers (ids ${layerIds[0]}..${layerIds[layerIds.length - 1]})`);
+}
+
+/** Every layer's plan with duplicate replicas moved off each GPU (spreadDuplicates), its swaps and balancedness. */
+export function spreadPlan(phy2log: number[][], weight: number[][], numGpus: number): { rows: number[][]; swaps: number; balancedness: number[] } {
+  let swaps = 0;
+  const rows = phy2log.map((row, l) => { const r = spreadDuplicates(row, numGpus, weight[l]); swaps += r.swaps; return r.row; });
+  return { rows, swaps, balancedness: planBalancedness(weight, rows, numGpus) };
 }
 
 /** Balancedness [L] of the current placement; an expert without a slot is an error naming the layer. */
@@ -126,9 +134,11 @@ export function register(program: Command): void {
       if (numReplicas < E) throw new Error(`--replicas ${numReplicas} < ${E} experts in ${f.load}: every expert needs a slot`);
       const topK = f.topK !== undefined ? intFlag(f.topK, '--top-k') : load.topK ?? 8;
       const report = planPlacement(load.weight, { numReplicas, numGroups, numNodes, numGpus, method, topK, keepNodes: !f.crossNode });
+      // vllm-ascend keeps one slot per expert per device: move extra replicas of an expert off a GPU first
+      const spread = format === 'vllm-ascend' ? spreadPlan(report.phy2log, load.weight, numGpus) : null;
       const out = format === 'sglang' ? toSglang(report.phy2log, load.layerIds, E)
         : format === 'vllm' ? toVllm(report.phy2log, E)
-        : format === 'vllm-ascend' ? toVllmAscend(report.phy2log, numGpus)
+        : format === 'vllm-ascend' ? toVllmAscend(spread!.rows, numGpus)
         : format === 'trtllm' ? toTrtllm(report.phy2log, load.layerIds)
         : {
           format: 'switchyard-plan', version: 1, method, policy: report.policy,
@@ -152,6 +162,9 @@ export function register(program: Command): void {
         : format === 'vllm' ? ' (vLLM offline EPLB, PR #41141: eplb_config initial_mapping_path)'
         : format === 'vllm-ascend' ? ' (vllm-ascend: additional_config eplb_config expert_map_path)'
         : format === 'trtllm' ? ' (TensorRT-LLM: moe_config.load_balancer)' : '';
+      if (spread && spread.swaps > 0) {
+        console.log(`vllm-ascend: ${spread.swaps} slot swap${spread.swaps > 1 ? 's' : ''} so no device holds an expert twice; balancedness mean ${fix(summary(report.balancedness).mean)} → ${fix(summary(spread.balancedness).mean)}`);
+      }
       if (f.out) console.log(`wrote ${f.out} (${format})${hint}`);
     });
 }

@@ -1,6 +1,6 @@
 /**
  * Expert-load records as MoE engines write them, reduced to a logical load matrix [layers][experts].
- * Formats (looked up in each engine's source; see the README's "Load inputs" for the exact provenance):
+ * Formats (looked up in each engine's source; docs/planning.md "Load inputs" and docs/engines.md give the exact provenance):
  *   metrics   — Switchyard metrics.jsonl: lines with "expert_load": [L][E]; summed over lines.
  *   vllm      — vLLM offline-EPLB stats JSONL (PR #41141 tools/eplb): {"record_type": "eplb_load_meta", ...} then
  *               {"record_type": "eplb_load_stats", "step", "expert_load": [L][P], "p2l_map": [L][P]}; physical loads
