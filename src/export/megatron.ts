@@ -6,7 +6,8 @@
  * megatron/training/config/training_config.py (test/fixtures/megatron_args.json lists every flag found there).
  * The numbers that need a convention check (all in megatron/core/transformer/moe/moe_utils.py and router.py):
  *   aux_loss:   coeff · E/(k·T²) · Σ_i (Σ_t p_ti)·count_i  = coeff · E · Σ_i f_i·P_i  (f_i = count_i/(T·k), P_i = mean_t p_ti),
- *               one loss per MoE layer, each micro-batch's scaled by 1/num_microbatches — our Switch loss, summed over layers
+ *               one loss per MoE layer, each micro-batch's scaled by 1/num_microbatches (pipeline_parallel/schedules.py,
+ *               MoEAuxLossAutoScaler.set_loss_scale) — our Switch loss, summed over layers
  *               and averaged over micro-batches, times α: so --moe-aux-loss-coeff = α exactly.
  *   seq_aux_loss: the same per sequence, divided by the batch size: our `sequence` loss, coefficient unchanged.
  *   z-loss:     coeff · mean_t (logsumexp_j logits_tj)²: ours, coefficient unchanged.
