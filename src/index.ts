@@ -64,6 +64,11 @@ export { rebalanceExperts, type EplbPlan } from './plan/eplb.ts';
 export { planPlacement, type PlanOptions, type PlanReport } from './plan/planner.ts';
 export { readLoadFile } from './plan/load_formats.ts';
 export { toSglang, toVllm, readPlacement } from './plan/placement_io.ts';
+export { readMegatronTpe, type MegatronGrid } from './plan/load_megatron_tpe.ts';
+export {
+  readPlacementFile, toVllmAscend, toTrtllm, sglangViolations, vllmAscendViolations, trtllmViolations, type PlacementData,
+} from './plan/placement_engines.ts';
+export { toMegatronArgs, formatMegatronArgs, parseMegatronArgs, fromMegatronArgs } from './export/megatron.ts';
 export { simulate, simulateLayer } from './sim/simulate.ts';
 
 // expert parallelism

@@ -12,7 +12,7 @@ program
 
 // Command modules: each adds one subcommand. Keep this list sorted.
 const modules: Array<{ register: (p: Command) => void }> = [
-  await import('./compare.ts'), await import('./dashboard.ts'), await import('./eval.ts'), await import('./plan.ts'), await import('./playground.ts'), await import('./report.ts'), await import('./simulate.ts'), await import('./train.ts'),
+  await import('./compare.ts'), await import('./dashboard.ts'), await import('./eval.ts'), await import('./export.ts'), await import('./import.ts'), await import('./plan.ts'), await import('./playground.ts'), await import('./report.ts'), await import('./simulate.ts'), await import('./train.ts'),
 ];
 for (const m of modules) m.register(program);
 

@@ -1,6 +1,6 @@
 /**
  * Expert-load records as MoE engines write them, reduced to a logical load matrix [layers][experts].
- * Formats (looked up in each engine's source; see the README's "Load inputs" for the exact provenance):
+ * Formats (looked up in each engine's source; docs/planning.md "Load inputs" and docs/engines.md give the exact provenance):
  *   metrics   — Switchyard metrics.jsonl: lines with "expert_load": [L][E]; summed over lines.
  *   vllm      — vLLM offline-EPLB stats JSONL (PR #41141 tools/eplb): {"record_type": "eplb_load_meta", ...} then
  *               {"record_type": "eplb_load_stats", "step", "expert_load": [L][P], "p2l_map": [L][P]}; physical loads
@@ -27,9 +27,34 @@ export interface LoadData {
   notes: string[];
   /** top-k when the source records it (Megatron traces). */
   topK?: number;
+  /** Loads per step (iteration, log line, buffered pass) where the source keeps them apart: weight[s] is [L][E]. */
+  series?: LoadSeries;
 }
 
-export type LoadFormatName = 'matrix' | 'csv' | 'metrics' | 'vllm' | 'vllm-state' | 'sglang' | 'megatron';
+/** Per-step load matrices: steps[s] and its [L][E] counts weight[s] (rows as LoadData.layerIds). */
+export interface LoadSeries {
+  steps: number[];
+  weight: number[][][];
+}
+
+/** Collects per-step matrices keyed by step number (records of one step are summed). */
+export class SeriesBuilder {
+  private readonly byStep = new Map<number, number[][]>();
+  /** Adds matrix m [L][E] to step `step`. */
+  add(step: number, m: number[][]): void {
+    const cur = this.byStep.get(step);
+    if (!cur) { this.byStep.set(step, m.map((r) => r.slice())); return; }
+    for (let i = 0; i < m.length; i++) for (let j = 0; j < m[i].length; j++) cur[i][j] += m[i][j];
+  }
+  /** The series in step order, or undefined when empty. */
+  finish(): LoadSeries | undefined {
+    if (this.byStep.size === 0) return undefined;
+    const steps = [...this.byStep.keys()].sort((a, b) => a - b);
+    return { steps, weight: steps.map((s) => this.byStep.get(s)!) };
+  }
+}
+
+export type LoadFormatName = 'matrix' | 'csv' | 'metrics' | 'vllm' | 'vllm-state' | 'sglang' | 'megatron' | 'megatron-tpe';
 
 /** Checks one count: a finite non-negative number. */
 export function checkCount(v: unknown, where: string): number {
@@ -108,16 +133,18 @@ export function dialectOf(rec: Record<string, unknown>): 'metrics' | 'vllm' | 'm
 export function metricsAccumulator(): RecordAccumulator {
   let sum: number[][] | null = null;
   let lines = 0;
+  const series = new SeriesBuilder();
   return {
     format: 'metrics',
     add(rec, where) {
       const m = checkMatrix(rec.expert_load, `${where} expert_load`, sum?.[0].length);
+      series.add(Number.isFinite(rec.step) ? (rec.step as number) : lines, m);
       if (sum) addInto(sum, m, where); else sum = m;
       lines++;
     },
     finish(source) {
       if (!sum) throw new Error(`${source}: no line has "expert_load"`);
-      return { weight: sum, layerIds: sum.map((_, i) => i), format: 'metrics', notes: [`summed ${lines} metrics lines`] };
+      return { weight: sum, layerIds: sum.map((_, i) => i), format: 'metrics', notes: [`summed ${lines} metrics lines`], series: series.finish() };
     },
   };
 }
@@ -127,6 +154,7 @@ export function vllmAccumulator(numExperts?: number): RecordAccumulator {
   let sum: number[][] | null = null;
   let meta: Record<string, unknown> | null = null;
   let stats = 0, other = 0;
+  const series = new SeriesBuilder();
   return {
     format: 'vllm',
     add(rec, where) {
@@ -134,6 +162,7 @@ export function vllmAccumulator(numExperts?: number): RecordAccumulator {
       if (rec.record_type !== 'eplb_load_stats') { other++; return; }
       const load = checkMatrix(rec.expert_load, `${where} expert_load`);
       const logical = physicalToLogical(load, rec.p2l_map, where, numExperts ?? sum?.[0].length);
+      series.add(Number.isFinite(rec.step) ? (rec.step as number) : stats, logical);
       if (sum) addInto(sum, logical, where); else sum = logical;
       stats++;
     },
@@ -146,7 +175,7 @@ export function vllmAccumulator(numExperts?: number): RecordAccumulator {
         throw new Error(`${source}: eplb_load_meta says num_layers ${m.num_layers}, stats have ${sum.length}`);
       }
       if (m) notes.push(`meta: ${['model', 'num_ranks', 'num_groups', 'num_nodes', 'num_redundant_experts'].filter((k) => k in m).map((k) => `${k}=${String(m[k])}`).join(' ')}`);
-      return { weight: sum, layerIds: sum.map((_, i) => i), format: 'vllm', notes };
+      return { weight: sum, layerIds: sum.map((_, i) => i), format: 'vllm', notes, series: series.finish() };
     },
   };
 }
@@ -154,6 +183,7 @@ export function vllmAccumulator(numExperts?: number): RecordAccumulator {
 /** Megatron-Core router trace: per decoder layer, count expert ids in top_indices [num_tokens][topk]. */
 export function megatronAccumulator(numExperts?: number): RecordAccumulator {
   const counts = new Map<number, number[]>();
+  const stepCounts = new Map<number, Map<number, number[]>>(); // step → layer → counts
   let topK: number | undefined;
   let records = 0, mtp = 0, maxId = -1;
   return {
@@ -174,6 +204,11 @@ export function megatronAccumulator(numExperts?: number): RecordAccumulator {
       if (topK !== undefined && k !== undefined && k !== topK) throw new Error(`${where}: topk ${k} differs from earlier ${topK}`);
       topK = k;
       const row = counts.get(layer as number) ?? [];
+      const step = Number.isInteger(rec.step) ? (rec.step as number) : 0;
+      const perStep = stepCounts.get(step) ?? new Map<number, number[]>();
+      stepCounts.set(step, perStep);
+      const srow = perStep.get(layer as number) ?? [];
+      perStep.set(layer as number, srow);
       idx.forEach((tok, t) => {
         if (!Array.isArray(tok) || (k !== undefined && tok.length !== k)) throw new Error(`${where}: top_indices[${t}] is not a list of ${k} expert ids`);
         for (const e of tok) {
@@ -181,6 +216,7 @@ export function megatronAccumulator(numExperts?: number): RecordAccumulator {
             throw new Error(`${where}: top_indices[${t}] holds ${JSON.stringify(e)}, not an expert id below ${numExperts ?? `${MAX_EXPERTS} (the bound on experts)`}`);
           }
           row[e] = (row[e] ?? 0) + 1;
+          srow[e] = (srow[e] ?? 0) + 1;
           maxId = Math.max(maxId, e);
         }
       });
@@ -196,7 +232,9 @@ export function megatronAccumulator(numExperts?: number): RecordAccumulator {
       const notes = [`counted ${records} router-trace records over ${layerIds.length} MoE layers (layer ids ${layerIds[0]}..${layerIds[layerIds.length - 1]})`];
       if (!numExperts) notes.push(`expert count inferred as max id + 1 = ${E}; pass --experts if the highest experts were never picked`);
       if (mtp) notes.push(`skipped ${mtp} MTP records`);
-      return { weight, layerIds, format: 'megatron', notes, topK };
+      const steps = [...stepCounts.keys()].sort((a, b) => a - b);
+      const series = { steps, weight: steps.map((s) => layerIds.map((l) => Array.from({ length: E }, (_, e) => stepCounts.get(s)!.get(l)?.[e] ?? 0))) };
+      return { weight, layerIds, format: 'megatron', notes, topK, series };
     },
   };
 }
@@ -212,6 +250,12 @@ function sumStack(stack: unknown, where: string): number[][] {
   return sum!;
 }
 
+/** A [S][L][E] stack as a series with steps 0..S−1 (checked by sumStack first). */
+function stackSeries(stack: unknown, where: string): LoadSeries {
+  const mats = (stack as unknown[]).map((m, s) => checkMatrix(m, `${where}[${s}]`));
+  return { steps: mats.map((_, s) => s), weight: mats };
+}
+
 /** Depth of nesting of the first elements (2 for a matrix, 3 for a stack). */
 function depth(x: unknown): number {
   let d = 0;
@@ -224,7 +268,10 @@ export function loadFromJsonDocument(doc: unknown, source: string, numExperts?: 
   const ids = (w: number[][]): number[] => w.map((_, i) => i);
   if (Array.isArray(doc)) {
     const d = depth(doc);
-    if (d === 3) { const w = sumStack(doc, source); return { weight: w, layerIds: ids(w), format: 'matrix', notes: [`summed ${doc.length} [layers][experts] matrices`] }; }
+    if (d === 3) {
+      const w = sumStack(doc, source);
+      return { weight: w, layerIds: ids(w), format: 'matrix', notes: [`summed ${doc.length} [layers][experts] matrices`], series: stackSeries(doc, source) };
+    }
     const w = checkMatrix(doc, source);
     return { weight: w, layerIds: ids(w), format: 'matrix', notes: [] };
   }
@@ -234,7 +281,7 @@ export function loadFromJsonDocument(doc: unknown, source: string, numExperts?: 
     const d = depth(o.logical_count);
     const w = d === 3 ? sumStack(o.logical_count, `${source} logical_count`) : checkMatrix(o.logical_count, `${source} logical_count`);
     const notes = d === 3 ? [`summed logical_count over ${(o.logical_count as unknown[]).length} buffered steps`] : [];
-    return { weight: w, layerIds: ids(w), format: 'sglang', notes };
+    return { weight: w, layerIds: ids(w), format: 'sglang', notes, ...(d === 3 ? { series: stackSeries(o.logical_count, `${source} logical_count`) } : {}) };
   }
   if ('expert_load_window' in o || 'expert_load_pass' in o) {
     const phys = 'expert_load_window' in o ? sumStack(o.expert_load_window, `${source} expert_load_window`) : checkMatrix(o.expert_load_pass, `${source} expert_load_pass`);

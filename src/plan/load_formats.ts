@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { open, readdir, stat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { readMegatronTpe, tpeFiles, type MegatronGrid } from './load_megatron_tpe.ts';
 import {
   checkCount, dialectOf, loadFromJsonDocument, megatronAccumulator, metricsAccumulator, vllmAccumulator,
   type LoadData, type RecordAccumulator,
@@ -15,11 +16,14 @@ import {
 import { MAX_EXPERTS, MAX_JSON_BYTES, MAX_LAYERS, MAX_SLOTS, checkSize } from '../limits.ts';
 import { requireRegularFile } from '../io/regular_file.ts';
 
-export type { LoadData, LoadFormatName } from './load_engines.ts';
+export type { LoadData, LoadFormatName, LoadSeries } from './load_engines.ts';
 
+/** Options of readLoadFile. */
 export interface ReadLoadOptions {
   /** Number of logical experts, when the file cannot say (Megatron traces, vLLM p2l maps). */
   numExperts?: number;
+  /** Megatron tokens_per_expert folders: the parallel split that maps rank files to global experts. */
+  grid?: MegatronGrid;
 }
 
 /** Lines of a text file, streamed; yields [lineNumber, text]. */
@@ -155,7 +159,7 @@ async function readCsv(path: string): Promise<LoadData> {
 /** Files of a Megatron trace directory: router_trace_rank{r}.jsonl, in rank order. */
 async function traceFiles(dir: string): Promise<string[]> {
   const names = (await readdir(dir)).filter((f) => /^router_trace_rank\d+\.jsonl$/.test(f));
-  if (names.length === 0) throw new Error(`${dir}: directory without router_trace_rank*.jsonl files`);
+  if (names.length === 0) throw new Error(`${dir}: directory without router_trace_rank*.jsonl (router traces) or tokens_per_expert/rank*.jsonl files`);
   const rank = (f: string): number => Number(/\d+/.exec(f)![0]);
   const files = names.sort((a, b) => rank(a) - rank(b)).map((f) => join(dir, f));
   for (const f of files) requireRegularFile(f, 'router trace');
@@ -164,7 +168,8 @@ async function traceFiles(dir: string): Promise<string[]> {
 
 /**
  * Reads expert loads: JSON matrix [L][E] or [S][L][E], CSV/TSV, Switchyard metrics.jsonl, vLLM stats JSONL or
- * EplbModelState JSON, SGLang logical_count JSON, Megatron-Core router traces (file or directory of ranks).
+ * EplbModelState JSON, SGLang logical_count JSON, Megatron-Core router traces (file or directory of ranks), Megatron-LM's
+ * tokens_per_expert folder (rank{R}.jsonl, merged over expert-parallel ranks).
  */
 export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Promise<LoadData> {
   if (opts.numExperts !== undefined) checkSize('experts', opts.numExperts, MAX_EXPERTS);
@@ -174,7 +179,10 @@ export async function readLoadFile(path: string, opts: ReadLoadOptions = {}): Pr
   } catch {
     throw new Error(`load file not found: ${path}`);
   }
-  if (info.isDirectory()) return readJsonl(await traceFiles(path), opts);
+  if (info.isDirectory()) {
+    if (await tpeFiles(path)) return readMegatronTpe(path, opts.grid);
+    return readJsonl(await traceFiles(path), opts);
+  }
   requireRegularFile(path, 'load file');
   if (info.size === 0) throw new Error(`${path} is empty`);
   const start = await head(path);

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMetrics, type MetricRecord } from '../metrics/jsonl.ts';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
-import { readLoadFile } from '../plan/load_formats.ts';
+import { readLoadFile, type LoadData, type ReadLoadOptions } from '../plan/load_formats.ts';
 import type { LayerResult } from '../sim/simulate.ts';
 import { MAX_EXPERTS, MAX_GPUS, MAX_JSON_BYTES, MAX_LAYERS, MAX_NODES, MAX_SLOTS } from '../limits.ts';
 import { readRegularText } from '../io/regular_file.ts';
@@ -76,7 +76,8 @@ export type ReportInput =
   | { kind: 'compare'; dir: string; methods: CompareRow[]; runs: RunData[] }
   | { kind: 'plan'; file: string; plan: PlanFile; weight: number[][] | null; weightNote: string | null }
   | { kind: 'simulate'; file: string; sim: SimFile & { layers: LayerResult[] } }
-  | { kind: 'sweep'; file: string; sim: SimFile & { sweep: SweepRow[]; recommendation: Recommendation[] } };
+  | { kind: 'sweep'; file: string; sim: SimFile & { sweep: SweepRow[]; recommendation: Recommendation[] } }
+  | { kind: 'loads'; file: string; data: LoadData };
 
 /** Reads JSON, naming the file on a parse error. */
 function readJson(file: string): unknown {
@@ -209,9 +210,25 @@ export function readReportInputSync(p: string): ReportInput {
   return readJsonInput(p);
 }
 
-/** readReportInputSync, plus, for a plan, the load file the user named (for per-GPU loads). */
-export async function readReportInput(p: string, opts: { load?: string } = {}): Promise<ReportInput> {
-  const input = readReportInputSync(p);
+/**
+ * readReportInputSync, plus, for a plan, the load file the user named (per-GPU loads; never a path taken from the
+ * plan); a file that is no Switchyard output but an engine's load file renders like a run (heatmaps over steps).
+ */
+export async function readReportInput(p: string, opts: { load?: string; loadOptions?: ReadLoadOptions } = {}): Promise<ReportInput> {
+  let input: ReportInput;
+  try {
+    input = readReportInputSync(p);
+  } catch (e) {
+    if (!fs.existsSync(p)) throw e;
+    let data: LoadData;
+    try {
+      data = await readLoadFile(p, opts.loadOptions ?? {});
+    } catch (e2) {
+      throw new Error(`${(e as Error).message}; nor is it a load file: ${(e2 as Error).message}`);
+    }
+    if (opts.load !== undefined) throw new Error(`report: --load is for plan JSON; ${p} is a load file`);
+    return { kind: 'loads', file: p, data };
+  }
   if (input.kind !== 'plan') {
     if (opts.load !== undefined) throw new Error(`report: --load is for plan JSON; ${p} is ${input.kind} output`);
     return input;
@@ -225,6 +242,9 @@ export function defaultReportPath(input: ReportInput): string {
   switch (input.kind) {
     case 'run': return path.join(input.run.dir, 'report.html');
     case 'compare': return path.join(input.dir, 'report.html');
+    case 'loads':
+      if (fs.statSync(input.file).isDirectory()) return path.join(input.file, 'loads.report.html');
+    // falls through: a load file gets <name>.report.html beside it
     case 'plan':
     case 'simulate':
     case 'sweep': {

@@ -13,6 +13,8 @@ import { renderPage } from './page.ts';
 import { planSections, planTables, simSections, simTables, sweepSections } from './plan_charts.ts';
 import { configTable, DEFAULT_LIMITS, runSections, summaryTable, type RunLimits } from './run_charts.ts';
 import { textOf } from './text.ts';
+import type { ReadLoadOptions } from '../plan/load_formats.ts';
+import { loadAsRun, loadFileSections, loadFileTable } from './load_file.ts';
 
 /** Options of writeReport. */
 export interface ReportOptions {
@@ -22,6 +24,8 @@ export interface ReportOptions {
   load?: string;
   /** downsampling limits (default 2000 points per line, 500 step buckets per heatmap). */
   limits?: Partial<RunLimits>;
+  /** how to read an engine's load file (Megatron tokens_per_expert: the expert-parallel split). */
+  loadOptions?: ReadLoadOptions;
 }
 
 /** The page model of an input. */
@@ -55,6 +59,13 @@ export function buildPage(input: ReportInput, limits: RunLimits = DEFAULT_LIMITS
         title: `Expert placement plan: ${path.basename(input.file)}`, subtitle: path.resolve(input.file),
         header: planTables(input.plan), sections: planSections(input.plan, input.weight), notes: input.weightNote ? [input.weightNote] : [],
       };
+    case 'loads': {
+      const { sections, notes } = loadFileSections(loadAsRun(input.data, input.file), limits);
+      return {
+        title: `Expert load: ${path.basename(input.file)} (${input.data.format})`, subtitle: path.resolve(input.file),
+        header: [loadFileTable(input.data, input.file)], sections, notes,
+      };
+    }
     case 'simulate':
     case 'sweep': {
       const sections: Section[] = input.kind === 'simulate' ? simSections(input.sim.layers) : sweepSections(input.sim.sweep, input.sim.recommendation);
@@ -68,7 +79,7 @@ export function buildPage(input: ReportInput, limits: RunLimits = DEFAULT_LIMITS
 
 /** Writes the HTML report of `p` (run folder, compare folder, plan or simulate JSON) atomically; returns its path. */
 export async function writeReport(p: string, opts: ReportOptions = {}): Promise<string> {
-  const input = await readReportInput(p, { load: opts.load });
+  const input = await readReportInput(p, { load: opts.load, loadOptions: opts.loadOptions });
   const page = buildPage(input, { ...DEFAULT_LIMITS, ...opts.limits });
   const out = opts.out ?? defaultReportPath(input);
   fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
@@ -79,4 +90,9 @@ export async function writeReport(p: string, opts: ReportOptions = {}): Promise<
 /** The text report of `p`: summary tables and, for a run, a Unicode heatmap per MoE layer. */
 export function textReport(p: string): string {
   return textOf(readReportInputSync(p));
+}
+
+/** textReport that also reads engines' load files (async readers). */
+export async function textReportAsync(p: string, loadOptions: ReadLoadOptions = {}): Promise<string> {
+  return textOf(await readReportInput(p, { loadOptions }));
 }

@@ -5,6 +5,7 @@
 import { heatmap, loadBar, summaryTable } from './terminal.ts';
 import type { TableSpec } from './charts.ts';
 import { loadRatioCells, stepBuckets } from './downsample.ts';
+import { loadAsRun, loadFileTable } from './load_file.ts';
 import type { ReportInput, RunData } from './load.ts';
 import { compareTable } from './compare_charts.ts';
 import { planTables, simSections, simTables, sweepSections } from './plan_charts.ts';
@@ -49,6 +50,11 @@ export function textOf(input: ReportInput): string {
       const cfg = configTable(run.config);
       if (cfg) parts.push(tableText(cfg));
       parts.push(tableText(runSummaryTable(run)), runHeatmaps(run));
+      break;
+    }
+    case 'loads': {
+      const run = loadAsRun(input.data, input.file);
+      parts.push(`Expert load file ${input.file} (${input.data.format})`, tableText(loadFileTable(input.data, input.file)), runHeatmaps(run));
       break;
     }
     case 'compare':
