@@ -9,6 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, DEFAULT_CONFIG, applyOverrides, configToYaml, denseHidden, loadConfig, parseConfig, type Config } from '../src/config/load.ts';
 import { closest, editDistance } from '../src/config/errors.ts';
+import { SEED_ALIASES } from '../src/config/aliases.ts';
+import { scheduleNotes } from '../src/config/checks.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'config-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -79,6 +81,12 @@ describe('field errors: path, bad value, allowed values', () => {
     expectIssue({ type: 'topk' }, 'type', 'did you mean "router.type" or "aux_loss.type"');
     expectIssue({ zzqx: 1 }, 'zzqx', 'unknown field', 'fields at the top level: model_type, layers');
   });
+  it('unknown keys that name a field inside a section: the did-you-mean gives the dotted path', () => {
+    expectIssue({ router_type: 'topk' }, 'router_type', 'unknown field', 'did you mean "router.type"');
+    expectIssue({ aux_los_weight: 0.1 }, 'aux_los_weight', 'did you mean "aux_loss.weight"');
+    expectIssue({ dead_expert_window: 5 }, 'dead_expert_window', 'did you mean "balance.dead_expert.window"');
+    expectIssue({ parallel_ep_size: 2 }, 'parallel_ep_size', 'did you mean "parallel.ep_size"');
+  });
   it('unknown nested fields, with suggestions from that section', () => {
     expectIssue({ router: { tpye: 'topk' } }, 'router.tpye', 'did you mean "router.type"');
     expectIssue({ balance: { aux_free: { enabeld: true } } }, 'balance.aux_free.enabeld', 'did you mean "balance.aux_free.enabled"');
@@ -135,9 +143,25 @@ describe('cross-field checks', () => {
     expectIssue({ data: { path: 'x.txt' } }, 'data.path', 'data.path = "x.txt"', 'source "nlp-corpus"');
     expectIssue({ model_type: 'moe_mlp' }, 'data.source', 'moe_mlp', 'needs data.source "synthetic"', 'got "nlp-corpus"');
   });
-  it('schedule: warmup and eval interval within steps', () => {
+  it('schedule: warmup and eval interval within steps, when the file itself writes both', () => {
     expectIssue({ steps: 20, warmup_steps: 30, eval_every: 10 }, 'warmup_steps', 'warmup_steps = 30', 'steps = 20', '0..20');
     expectIssue({ steps: 20, warmup_steps: 0, eval_every: 30 }, 'eval_every', 'eval_every = 30', 'steps = 20');
+    const f = writeTmp('steps: 20\neval_every: 30\n');
+    expect(configError(() => loadConfig(f)).message).toContain('eval_every (line 2): eval_every = 30 exceeds steps = 20');
+  });
+  it('shortening a run by override is never refused: evaluation and checkpoint move to the final step', () => {
+    // tiny.yaml writes eval_every 100, checkpoint_every 100, warmup 10; the user shortens the run
+    for (const steps of [5, 20, 30, 40]) expect(loadConfig('configs/tiny.yaml', [`steps=${steps}`]).steps).toBe(steps);
+    // a default the user never wrote is not a contradiction either (default eval_every 50, warmup 10)
+    expect(parseConfig({ steps: 5 }).steps).toBe(5);
+    expect(loadConfig(writeTmp('steps: 300\neval_every: 100\n'), ['eval_every=500']).eval_every).toBe(500);
+    const cfg = loadConfig('configs/tiny.yaml', ['steps=20']);
+    expect(scheduleNotes(cfg)).toEqual(['steps = 20 is below eval_every = 100 and checkpoint_every = 100: validation and the checkpoint run at the final step (20)']);
+    expect(scheduleNotes(loadConfig('configs/tiny.yaml', ['steps=5']))).toEqual([
+      'steps = 5 is below eval_every = 100 and checkpoint_every = 100: validation and the checkpoint run at the final step (5)',
+      'steps = 5 is below warmup_steps = 10: the learning rate rises to 5/10 of lr and does not decay',
+    ]);
+    expect(scheduleNotes(loadConfig('configs/tiny.yaml'))).toEqual([]);
   });
   it('expert parallelism: experts per rank, ranks per node, chunks per micro-batch; placement lifts the first', () => {
     expectIssue({ parallel: { ep_size: 3 } }, 'parallel.ep_size', 'expert_num·fine_grained = 8', 'parallel.ep_size = 3', '1, 2, 4, 8');
@@ -200,6 +224,42 @@ describe('overrides', () => {
   });
 });
 
+describe("the seeds' spellings (documented aliases)", () => {
+  it("seed 001's config trains as written; the resolved YAML writes our names", () => {
+    // seed 001 shows a user declaring exactly these five keys
+    const f = writeTmp('model_type: moe_llama\nexpert_num: 8\ntop_k: 2\nuse_load_balance: true\naux_loss_weight: 0.05\n');
+    const cfg = loadConfig(f);
+    expect(cfg).toEqual({ ...structuredClone(DEFAULT_CONFIG), aux_loss: { type: 'switch', weight: 0.05 } });
+    const yaml = configToYaml(cfg);
+    expect(yaml).not.toContain('aux_loss_weight');
+    expect(yaml).toMatch(/aux_loss:\n  type: switch\n  weight: 0.05\n/);
+  });
+  it('every alias maps onto our field; --set takes them too', () => {
+    expect(SEED_ALIASES).toEqual({ aux_loss_weight: 'aux_loss.weight', balance_loss_weight: 'aux_loss.weight', use_gradient_checkpointing: 'recompute', accumulation_steps: 'grad_accum_steps' });
+    const c = parseConfig({ balance_loss_weight: 0.02, use_gradient_checkpointing: true, accumulation_steps: 4 });
+    expect([c.aux_loss.weight, c.recompute, c.grad_accum_steps]).toEqual([0.02, true, 4]);
+    expect(loadConfig('configs/tiny.yaml', ['aux_loss_weight=0.03']).aux_loss.weight).toBe(0.03);
+  });
+  it('an alias and our name both given, or a bad value under an alias, are named as such', () => {
+    expectIssue({ aux_loss_weight: 0.1, aux_loss: { weight: 0.2 } }, 'aux_loss_weight', 'the seeds\' spelling of aux_loss.weight', 'also set');
+    const err = configError(() => loadConfig(writeTmp('dim: 64\naux_loss_weight: -1\n')));
+    expect(err.message).toContain('aux_loss.weight (line 2, written as aux_loss_weight): got -1; expected a number ≥ 0');
+  });
+});
+
+describe('dispatcher', () => {
+  it('is a config field: auto | gather | padded | onehot, reaching the MoE layer', () => {
+    expect(DEFAULT_CONFIG.dispatcher).toBe('auto');
+    expect(parseConfig({ dispatcher: 'padded' }).dispatcher).toBe('padded');
+    expectIssue({ dispatcher: 'scatter' }, 'dispatcher', '"scatter"', 'auto | gather | padded | onehot');
+  });
+  it('padded and onehot are refused where only gather runs (expert choice, expert parallelism, recompute)', () => {
+    expectIssue({ dispatcher: 'onehot', router: { type: 'expert_choice' }, capacity_factor: 1 }, 'dispatcher', 'router.type expert_choice', 'auto or gather');
+    expectIssue({ dispatcher: 'padded', parallel: { ep_size: 2 } }, 'dispatcher', 'parallel.ep_size = 2');
+    expectIssue({ dispatcher: 'padded', recompute: true }, 'dispatcher', 'recompute');
+  });
+});
+
 describe('files', () => {
   it('errors in a file carry the line of the field; duplicate keys are caught by the YAML reader', () => {
     const f = writeTmp('dim: 64\nrouter:\n  type: sinkhorns\n  tpye: topk\n');
@@ -246,7 +306,8 @@ describe('files', () => {
       lr: 3e-4, data: { source: 'file', path: 'corpus: "x".txt', max_chars: 1000 }, parallel: { ep_size: 2, mode: 'hierarchical', nodes: 2 },
       balance: { aux_free: { enabled: true, update_rate: 1e-3 } }, dense_hidden: 300,
     });
-    for (const cfg of [odd, DEFAULT_CONFIG as Config, loadConfig('configs/tiny.yaml'), loadConfig('configs/seed000.yaml'), loadConfig('configs/small-lm.yaml')]) {
+    const shortened = loadConfig('configs/tiny.yaml', ['steps=20']); // eval_every 100 > steps: fine in a resolved config
+    for (const cfg of [odd, shortened, DEFAULT_CONFIG as Config, loadConfig('configs/tiny.yaml'), loadConfig('configs/seed000.yaml'), loadConfig('configs/small-lm.yaml')]) {
       expect(loadConfig(writeTmp(configToYaml(cfg)))).toEqual(cfg);
     }
   });
@@ -276,7 +337,7 @@ describe('defaults', () => {
         sparse_accumulation: { enabled: false, min_active_share: 0.5 },
       },
       parallel: { ep_size: 1, nodes: 1, mode: 'flat', chunks: 1, placement: null },
-      recompute: false,
+      recompute: false, dispatcher: 'auto',
       logging: { tensorboard: false },
     });
     expect(DEFAULT_CONFIG).toEqual(parseConfig({}));

@@ -147,3 +147,15 @@ describe('dispatcher choice', () => {
     for (let n = 1; n <= 4000; n++) { const r = paddedRows([n], null); expect(r >= n && r <= Math.max(n + 3, n * 1.125)).toBe(true); }
   });
 });
+
+describeBackends('dispatcher as a config field', () => {
+  it('reaches every MoE layer of a model built from the config', async () => {
+    const { parseConfig } = await import('../src/config/load.ts');
+    const { MoEModel } = await import('../src/model/model.ts');
+    for (const d of ['auto', 'gather', 'padded', 'onehot'] as const) {
+      const model = new MoEModel(parseConfig({ dispatcher: d, layers: 2, dim: 16, heads: 2, expert_hidden: 8 }), 256, new Rng(1));
+      expect(model.moeLayers.map((l) => l.config.dispatcher)).toEqual([d, d]);
+      model.dispose();
+    }
+  });
+});

@@ -10,6 +10,12 @@
  *   must stay at its default 'dropless' (any other value would look meaningful and is not).
  * - capacity vs tokens is an error, not a warning: with capacity_factor·T·k/E < 1 every expert's capacity
  *   rounds up to 1, so the factor no longer means what it says (and drops dominate).
+ * - a run shorter than its eval_every / warmup_steps is refused only when the file itself writes both
+ *   numbers (a contradiction the user wrote). Shortening a run by --steps / --set, or against a default, is
+ *   the commonest override there is: validation and the checkpoint then run at the final step, and the
+ *   trainer says so once (scheduleNotes).
+ * - dispatcher padded / onehot where only gather can run (expert choice, an expert executor, recompute) is an
+ *   error, not a silent fallback: the user asked for a data path they would not get.
  */
 import type { Config } from './schema.ts';
 import type { ConfigIssue } from './errors.ts';
@@ -25,8 +31,8 @@ function divisors(n: number): number[] {
 const list = (xs: number[]) => (xs.length > 12 ? `${xs.slice(0, 12).join(', ')}, ...` : xs.join(', '));
 const TOKEN_DROP_POLICIES = 'drop-position | drop-probability | reroute | pad';
 
-/** Every cross-field problem of a config whose fields are individually valid. */
-export function crossChecks(c: Config): ConfigIssue[] {
+/** Every cross-field problem of a config whose fields are individually valid; `written(path)`: the user's file set it. */
+export function crossChecks(c: Config, written: (path: string) => boolean = () => true): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const bad = (path: string, message: string) => out.push({ path, message });
   const m = c.fine_grained;
@@ -87,8 +93,9 @@ export function crossChecks(c: Config): ConfigIssue[] {
   if (c.model_type === 'moe_mlp' && c.data.source !== 'synthetic') bad('data.source', `model_type moe_mlp trains on random inputs and targets (seed 000) and needs data.source "synthetic"; got "${c.data.source}"`);
 
   // Schedule.
-  if (c.warmup_steps > c.steps) bad('warmup_steps', `warmup_steps = ${c.warmup_steps} exceeds steps = ${c.steps}; allowed: 0..${c.steps}`);
-  if (c.eval_every > c.steps) bad('eval_every', `eval_every = ${c.eval_every} exceeds steps = ${c.steps} (no evaluation would run); allowed: 0 (never) or 1..${c.steps}`);
+  const both = (field: string) => written('steps') && written(field); // else: scheduleNotes
+  if (c.warmup_steps > c.steps && both('warmup_steps')) bad('warmup_steps', `warmup_steps = ${c.warmup_steps} exceeds steps = ${c.steps}; allowed: 0..${c.steps}`);
+  if (c.eval_every > c.steps && both('eval_every')) bad('eval_every', `eval_every = ${c.eval_every} exceeds steps = ${c.steps} (no evaluation would run); allowed: 0 (never) or 1..${c.steps}`);
 
   // Expert parallelism.
   const p = c.parallel;
@@ -101,6 +108,10 @@ export function crossChecks(c: Config): ConfigIssue[] {
   // What the webgpu backend cannot run (WebGPU in Node has no synchronous read-back).
   if (c.backend === 'webgpu' && p.ep_size > 1) {
     bad('parallel.ep_size', `parallel.ep_size = ${p.ep_size} runs experts in wasm worker threads fed by synchronous reads of the rows, which backend webgpu does not allow; allowed with webgpu: 1 (one GPU holds every expert), or backend wasm | cpu`);
+  }
+  if (c.dispatcher === 'padded' || c.dispatcher === 'onehot') {
+    const only = ec ? 'router.type expert_choice' : p.ep_size > 1 ? `parallel.ep_size = ${p.ep_size}` : c.recompute ? 'recompute: true' : null;
+    if (only !== null) bad('dispatcher', `dispatcher = "${c.dispatcher}" cannot run with ${only} (only gather moves tokens there); allowed: auto or gather`);
   }
 
   // Balance controllers.
@@ -163,4 +174,16 @@ export function trainingMemory(c: Config): { params: number; activations: number
   }
   const activations = 2 * 4 * acts;
   return { params, activations, total: 16 * params + activations };
+}
+
+/** What a run shorter than its intervals does instead (the trainer logs each line once); [] when nothing changes. */
+export function scheduleNotes(c: Pick<Config, 'steps' | 'eval_every' | 'checkpoint_every' | 'warmup_steps'>): string[] {
+  const out: string[] = [];
+  const evalLate = c.eval_every > c.steps;
+  const ckptLate = c.checkpoint_every > c.steps;
+  if (evalLate && ckptLate) out.push(`steps = ${c.steps} is below eval_every = ${c.eval_every} and checkpoint_every = ${c.checkpoint_every}: validation and the checkpoint run at the final step (${c.steps})`);
+  else if (evalLate) out.push(`steps = ${c.steps} is below eval_every = ${c.eval_every}: validation runs at the final step (${c.steps})`);
+  else if (ckptLate) out.push(`steps = ${c.steps} is below checkpoint_every = ${c.checkpoint_every}: the checkpoint is written at the final step (${c.steps})`);
+  if (c.warmup_steps > c.steps) out.push(`steps = ${c.steps} is below warmup_steps = ${c.warmup_steps}: the learning rate rises to ${c.steps}/${c.warmup_steps} of lr and does not decay`);
+  return out;
 }

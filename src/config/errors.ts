@@ -121,8 +121,9 @@ export function closest(word: string, candidates: readonly string[]): string[] {
 
 /**
  * "did you mean" text for an unknown key `key` in the section at `parent` ('' = top level), or ''.
- * Looks, in order, at: the section's fields up to case/separators, the names other tools use, fields of
- * that name in other sections, then the section's fields within a small edit distance.
+ * Looks, in order, at: the section's fields up to case/separators, the names other tools use, a field
+ * inside a section spelt flat (aux_loss_weight → aux_loss.weight), fields of that name in other sections,
+ * then the section's fields and the dotted paths within a small edit distance.
  */
 export function suggestField(key: string, parent: string, tree: object): string {
   const section = parent === '' ? tree : getAt(tree, parent.split('.'));
@@ -130,8 +131,13 @@ export function suggestField(key: string, parent: string, tree: object): string 
   const full = (k: string) => (parent === '' ? k : `${parent}.${k}`);
   const same = here.filter((k) => norm(k) === norm(key)).map(full);
   const alias = ALIASES[norm(key)];
-  const elsewhere = allPaths(tree).filter((p) => norm(p.split('.').pop()!) === norm(key));
-  const picks = same.length > 0 ? same : alias !== undefined ? [alias] : elsewhere.length > 0 ? elsewhere : closest(key, here).map(full);
+  const paths = allPaths(tree);
+  const dotted = paths.filter((p) => p.includes('.'));
+  // a flat key naming a nested field: the whole path, or its tail below a section (dead_expert_window)
+  const flat = dotted.filter((p) => { const segs = p.split('.'); return segs.some((_, i) => i < segs.length - 1 && norm(segs.slice(i).join('.')) === norm(full(key))); });
+  const elsewhere = paths.filter((p) => norm(p.split('.').pop()!) === norm(key));
+  const near = () => { const h = closest(key, here).map(full); return h.length > 0 ? h : closest(full(key), dotted); };
+  const picks = same.length > 0 ? same : alias !== undefined ? [alias] : flat.length > 0 ? flat : elsewhere.length > 0 ? elsewhere : near();
   if (picks.length > 0) return `did you mean ${picks.slice(0, 4).map((p) => JSON.stringify(p)).join(' or ')}${picks.length > 4 ? ' or ...' : ''}?`;
   return `fields ${parent === '' ? 'at the top level' : `in ${parent}`}: ${here.join(', ')}`;
 }

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import { LineCounter, isMap, isScalar, parseDocument, stringify } from 'yaml';
 import { YamlError, readYamlFile } from '../io/yaml_safe.ts';
 import { crossChecks } from './checks.ts';
-import { ConfigError, fromZodIssues } from './errors.ts';
+import { resolveAliases, type Resolved } from './aliases.ts';
+import { ConfigError, fromZodIssues, getAt } from './errors.ts';
 import { applyOverrides, overridePaths } from './overrides.ts';
 import { DEFAULT_CONFIG, FieldsSchema, type Config } from './schema.ts';
 
@@ -14,23 +15,39 @@ export { ConfigError, type ConfigIssue } from './errors.ts';
 export { applyOverrides } from './overrides.ts';
 export { DEFAULT_CONFIG, denseHidden, type Config } from './schema.ts';
 
-/** The full schema: fields, then the cross-field rules, which run only once every field is valid. */
-export const ConfigSchema = FieldsSchema.superRefine((c, ctx) => {
-  for (const i of crossChecks(c)) ctx.addIssue({ code: 'custom', message: i.message, path: i.path.split('.'), params: { cross: true } });
-}, { when: (payload) => payload.issues.length === 0 }); // zod's default runs it after non-aborting issues (e.g. out of range)
+/**
+ * Fields, then the cross-field rules, which run only once every field is valid. `written(path)` says
+ * whether the user's file set a field: rules about the run's length refuse only what the file itself wrote.
+ */
+function withCrossChecks(written: (path: string) => boolean) {
+  return FieldsSchema.superRefine((c, ctx) => {
+    for (const i of crossChecks(c, written)) ctx.addIssue({ code: 'custom', message: i.message, path: i.path.split('.'), params: { cross: true } });
+  }, { when: (payload) => payload.issues.length === 0 }); // zod's default runs it after non-aborting issues (e.g. out of range)
+}
 
-/** Validates plain data (e.g. parsed YAML) into a Config; throws ConfigError listing every problem. */
+/** The full schema, every field taken as written by the user. */
+export const ConfigSchema = withCrossChecks(() => true);
+
+/** Validates plain data (e.g. parsed YAML) into a Config; the seeds' aliases are rewritten; throws ConfigError listing every problem. */
 export function parseConfig(obj: unknown, file?: string): Config {
-  return validate(obj, file ?? 'config', () => undefined);
+  const resolved = resolveAliases(obj);
+  return validate(resolved, resolved.obj, file ?? 'config', () => undefined, (p) => getAt(resolved.obj, p.split('.')) !== undefined);
 }
 
-function validate(obj: unknown, source: string, where: (path: string) => string | undefined): Config {
-  const r = ConfigSchema.safeParse(obj);
-  if (r.success) return r.data;
-  throw new ConfigError(fromZodIssues(r.error.issues, obj, DEFAULT_CONFIG), source, where);
+/** Validates `obj` (the aliases of `resolved` already rewritten, overrides applied); errors name where a path came from. */
+function validate(resolved: Resolved, obj: unknown, source: string, where: (path: string) => string | undefined, written: (path: string) => boolean): Config {
+  const r = withCrossChecks(written).safeParse(obj);
+  if (r.success && resolved.issues.length === 0) return r.data;
+  const issues = [...resolved.issues, ...(r.success ? [] : fromZodIssues(r.error.issues, obj, DEFAULT_CONFIG))];
+  throw new ConfigError(issues, source, (p) => {
+    const alias = resolved.writtenAs.get(p);
+    if (alias === undefined) return where(p);
+    const at = where(alias);
+    return at === undefined ? `written as ${alias}` : `${at}, written as ${alias}`;
+  });
 }
 
-/** Reads a YAML config, applies `--set key=value` overrides, validates; errors carry line numbers. */
+/** Reads a YAML config, rewrites the seeds' aliases, applies `--set key=value` overrides, validates; errors carry line numbers. */
 export function loadConfig(path: string, overrides: string[] = []): Config {
   let raw: unknown;
   try {
@@ -41,16 +58,20 @@ export function loadConfig(path: string, overrides: string[] = []): Config {
   }
   // An empty file is refused, not read as "all defaults": a config torn to 0 bytes must not train silently.
   if (raw === null) throw new ConfigError([{ path: '', message: 'the file is empty (no settings); write {} to mean every default' }], `config ${path}`);
-  const obj = overrides.length === 0 ? raw : applyOverrides(raw, overrides);
+  const resolved = resolveAliases(raw);
+  const obj = overrides.length === 0 ? resolved.obj : applyOverrides(resolved.obj, overrides);
   const fromSet = overridePaths(overrides);
+  // a run folder's config.yaml writes every field, the user's and the defaults: none counts as written there
+  const ours = fs.readFileSync(path, 'utf8').startsWith(RESOLVED_HEADER);
+  const written = (p: string) => !ours && getAt(resolved.obj, p.split('.')) !== undefined && !fromSet.some((s) => s.path === p);
   let lines: ((path: string) => number | undefined) | undefined; // parsed again only if there is an error
-  return validate(obj, `config ${path}`, (p) => {
+  return validate(resolved, obj, `config ${path}`, (p) => {
     const o = fromSet.find((s) => p === s.path || p.startsWith(`${s.path}.`));
     if (o !== undefined) return `from --set ${o.text}`;
     lines ??= lineFinder(path);
     const line = lines(p);
     return line === undefined ? undefined : `line ${line}`;
-  });
+  }, written);
 }
 
 /** path → 1-based line of its key in the YAML file (best effort: undefined when not found). */
@@ -73,8 +94,10 @@ function lineFinder(file: string): (path: string) => number | undefined {
   };
 }
 
+/** First line of a resolved config (a run folder's config.yaml). */
+const RESOLVED_HEADER = '# Switchyard run config, resolved: every default filled in. Fields are documented in src/config/schema.ts.\n';
+
 /** The resolved config as YAML (for a run folder); loadConfig on it gives back an equal Config. */
 export function configToYaml(cfg: Config): string {
-  const header = '# Switchyard run config, resolved: every default filled in. Fields are documented in src/config/schema.ts.\n';
-  return header + stringify(cfg, { lineWidth: 0 });
+  return RESOLVED_HEADER + stringify(cfg, { lineWidth: 0 });
 }

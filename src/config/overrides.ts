@@ -5,6 +5,7 @@
 import { DEFAULT_CONFIG } from './schema.ts';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
 import { ConfigError, getAt, showValue, suggestField, type ConfigIssue } from './errors.ts';
+import { canonicalPath } from './aliases.ts';
 
 interface Override {
   path: string;
@@ -18,7 +19,7 @@ const PATH_RE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 export function overridePaths(overrides: readonly string[]): { path: string; text: string }[] {
   return overrides.flatMap((o) => {
     const eq = o.indexOf('=');
-    return eq > 0 ? [{ path: o.slice(0, eq).trim(), text: o }] : [];
+    return eq > 0 ? [{ path: canonicalPath(o.slice(0, eq).trim()), text: o }] : [];
   });
 }
 
@@ -28,9 +29,10 @@ function parseOverride(text: string): Override | ConfigIssue {
   if (typeof text !== 'string') return { path: '', message: `${at}: an override must be a string "key=value", got ${showValue(text)}` };
   const eq = text.indexOf('=');
   if (eq < 0) return { path: '', message: `${at}: no "=" (expected key=value, e.g. top_k=1 or router.type=sinkhorn)` };
-  const path = text.slice(0, eq).trim();
+  const written = text.slice(0, eq).trim();
   const raw = text.slice(eq + 1).trim();
-  if (!PATH_RE.test(path)) return { path: path, message: `${at}: "${path}" is not a field path (expected dotted snake_case names, e.g. aux_loss.weight)` };
+  if (!PATH_RE.test(written)) return { path: written, message: `${at}: "${written}" is not a field path (expected dotted snake_case names, e.g. aux_loss.weight)` };
+  const path = canonicalPath(written); // the seeds' spellings (aux_loss_weight → aux_loss.weight)
   const segs = path.split('.');
   const def = getAt(DEFAULT_CONFIG, segs.slice(0, -1));
   const leaf = segs[segs.length - 1];

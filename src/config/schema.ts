@@ -11,6 +11,7 @@ import type { BackendName } from '../backend.ts';
 import type { AuxLossName } from '../moe/layer.ts';
 import type { TauSchedule } from '../router/gumbel.ts';
 import type { GroupLimitedOptions } from '../router/group_limited.ts';
+import type { DispatcherChoice } from '../moe/dispatch/index.ts';
 
 
 // Enum values, spelled here so this module loads without tfjs; the type checks below keep them in step.
@@ -19,6 +20,7 @@ const BACKEND_VALUES = ['wasm', 'cpu', 'webgpu'] as const;
 const AUX_VALUES = ['none', 'switch', 'kl', 'cv2', 'variance', 'sequence', 'group'] as const;
 const TAU_VALUES = ['exponential', 'linear', 'cosine'] as const;
 const DROP_VALUES = ['drop-position', 'drop-probability', 'reroute', 'pad', 'dropless'] as const;
+const DISPATCHER_VALUES = ['auto', 'gather', 'padded', 'onehot'] as const;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const typesInStep: [
   Same<(typeof ACTIVATION_VALUES)[number], Activation>,
@@ -27,7 +29,8 @@ const typesInStep: [
   Same<(typeof TAU_VALUES)[number], TauSchedule>,
   Same<(typeof DROP_VALUES)[number], (typeof CAPACITY_POLICIES)[number]>,
   Same<'max' | 'top2-sum', NonNullable<GroupLimitedOptions['groupScore']>>,
-] = [true, true, true, true, true, true];
+  Same<(typeof DISPATCHER_VALUES)[number], DispatcherChoice>,
+] = [true, true, true, true, true, true, true];
 void typesInStep;
 if (CAPACITY_POLICIES.join() !== DROP_VALUES.join()) throw new Error('config: drop policies out of step with capacity.ts');
 
@@ -182,6 +185,7 @@ export const FieldsSchema = z.strictObject({
   parallel: ParallelSchema, // expert parallelism over worker threads
   recompute: bool().default(false), // drop expert FFN activations in forward, recompute in backward
   logging: LoggingSchema, // extra metric sinks beside metrics.jsonl
+  dispatcher: oneOf(DISPATCHER_VALUES).default('auto'), // token movement (src/moe/dispatch/); auto: padded on webgpu, gather elsewhere
 }, { error: (iss) => (iss.code === 'invalid_type' ? 'a mapping of config fields' : undefined) });
 
 /** A validated run config with every default filled in. */

@@ -63,6 +63,7 @@ export function moeConfigFromConfig(cfg: Config): MoEConfig {
     expertToGroup: aux.includes('group') ? expertGroups(cfg) : undefined,
     downScale: 1 / Math.sqrt(2 * cfg.layers),
     recompute: cfg.recompute,
+    dispatcher: cfg.dispatcher,
   };
 }
 

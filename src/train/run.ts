@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configToYaml } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { scheduleNotes } from '../config/checks.ts';
 import { initBackend } from '../backend.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
@@ -108,6 +109,7 @@ async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) 
       truncateMetricsAfter(metricsFile, step); // a killed run may have logged past its last checkpoint
       log(`resumed from step ${step}`);
     } else if (fs.existsSync(metricsFile)) fs.rmSync(metricsFile);
+    for (const note of scheduleNotes(cfg)) log(note); // a run shorter than its intervals: said once
   } catch (e) {
     if (t.ep) await t.ep.dispose().catch(() => {});
     t.dispose();
