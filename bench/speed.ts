@@ -12,6 +12,7 @@ import { MoELayer, type ForwardContext, type MoEConfig, type MoEOutput } from '.
 import { paddedExpertFfn } from '../src/moe/expert_ffn.ts';
 import { Rng } from '../src/rng.ts';
 import { ffnFlops } from './moe.ts';
+import { roundRatio, timeInterleaved, type ArmTiming } from './interleave.ts';
 
 export interface Timing { median_ms: number; min_ms: number; runs: number }
 export interface Shape { T: number; D: number; H: number; E: number; k: number }
@@ -168,18 +169,47 @@ export async function moeFigures(s: Shape, dispatcher: Dispatcher, ceilingGflops
   return { shape: s, dispatcher, ...t, tokens_per_s: Math.round(s.T / (t.median_ms / 1000)), gflops: g, of_ceiling: +(g / ceilingGflops).toFixed(3) };
 }
 
-/** The dense FFN (hidden k·H) of the same active FLOPs: step time and the MoE/dense ratio. */
-export async function denseFigures(s: Shape, runs: number): Promise<Timing & { hidden: number; gflops: number }> {
+/** A training step of the dense FFN (hidden k·H) of the same active FLOPs as the MoE layer at `s`; dispose() frees it. */
+export function denseSetup(s: Shape): { step: () => Promise<void>; dispose: () => void } {
   const rng = new Rng(2);
   const w1 = initVariable(rng, [s.D, s.k * s.H], 0.02), w2 = initVariable(rng, [s.k * s.H, s.D], 0.02);
   const x = tf.tidy(() => tf.variable(tf.tensor2d(rng.normals(s.T * s.D), [s.T, s.D])));
-  const t = await timeAsync(async () => {
+  const step = async () => {
     const grads = tf.tidy(() => Object.values(tf.variableGrads(() => meanSquare(ffn(x, w1 as tf.Tensor as tf.Tensor2D, w2 as tf.Tensor as tf.Tensor2D, null, 'relu')), [w1, w2, x]).grads));
     await settle(grads);
     tf.dispose(grads);
-  }, runs);
-  tf.dispose([w1, w2, x]);
-  return { ...t, hidden: s.k * s.H, gflops: gflops(ffnFlops(s.T, s.D, s.k * s.H), t.median_ms) };
+  };
+  return { step, dispose: () => tf.dispose([w1, w2, x]) };
+}
+
+export interface MoeVsDense {
+  moe: MoeFigures;
+  dense: Timing & { hidden: number; gflops: number };
+  /** median over rounds of (MoE step / dense step), both timed in the same round. */
+  moe_over_dense: number;
+  method: string;
+}
+
+/**
+ * The MoE layer step at `s` against the dense FFN of equal active FLOPs, the two timed alternately within
+ * each round (bench/interleave.ts), so that load on a shared machine hits both alike; the ratio is the
+ * median of the per-round ratios.
+ */
+export async function moeVsDense(s: Shape, dispatcher: Dispatcher, ceilingGflops: number, runs: number): Promise<MoeVsDense> {
+  const { layer, x } = moeSetup(s, dispatcher);
+  const dense = denseSetup(s);
+  const t = await timeInterleaved({ moe: moeStep(layer, x), dense: dense.step }, runs);
+  layer.dispose();
+  x.dispose();
+  dense.dispose();
+  const strip = ({ ms: _ms, ...rest }: ArmTiming): Timing => rest;
+  const g = gflops(ffnFlops(s.T * s.k, s.D, s.H), t.moe.median_ms);
+  return {
+    moe: { shape: s, dispatcher, ...strip(t.moe), tokens_per_s: Math.round(s.T / (t.moe.median_ms / 1000)), gflops: g, of_ceiling: +(g / ceilingGflops).toFixed(3) },
+    dense: { ...strip(t.dense), hidden: s.k * s.H, gflops: gflops(ffnFlops(s.T, s.D, s.k * s.H), t.dense.median_ms) },
+    moe_over_dense: +roundRatio(t.moe, t.dense).toFixed(3),
+    method: 'MoE and dense steps alternated within each round; median of per-round ratios',
+  };
 }
 
 /**
