@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, expect } from 'vitest';
-import { runCompare, endOfRunBalance } from '../src/compare/compare.ts';
+import { runCompare, endOfRunBalance, compareMarkdown, type MethodResult } from '../src/compare/compare.ts';
 import { methodOverrides, METHODS } from '../src/compare/methods.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { applyOverrides } from '../src/config/overrides.ts';
@@ -38,5 +38,24 @@ describe('compare', () => {
     expect(fs.readdirSync(path.join(out, 'runs')).sort()).toEqual(['aux_free-seed0', 'aux_free-seed1', 'none-seed0', 'none-seed1']);
     expect(fs.readFileSync(path.join(out, 'compare.md'), 'utf8')).toContain('| aux_free |');
     expect(results[1].maxvio).toBeLessThan(results[0].maxvio); // the aux-free bias evens the load of the same model
+  });
+
+  it("marks expert choice's training loss as non-causal in compare.md and compare.json", () => {
+    const r = (method: string): MethodResult => ({ method, final_loss: 2.3, final_loss_std: 0, val_loss: 2.35, load_cv: 0.1, max_load_share: 0.2, maxvio: 0.3, dropped_fraction: 0, dead_experts: 0, step_time_ratio: 1, step_time_ms: 10, causal: METHODS[method].causal !== false });
+    expect(r('expert_choice').causal).toBe(false);
+    expect(['none', 'switch', 'aux_free', 'sinkhorn'].map((m) => r(m).causal)).toEqual([true, true, true, true]);
+    const md = compareMarkdown([r('none'), r('expert_choice')], { config: 'c.yaml', seeds: 1 }, 5, 10);
+    expect(md).toContain('| expert_choice † | 2.30 ± 0.00 |');
+    expect(md).toContain('| none | 2.30 ± 0.00 |');
+    expect(md).toMatch(/† expert choice: .*later tokens.*training loss.*validation loss.*causal/);
+    expect(compareMarkdown([r('none')], { config: 'c.yaml', seeds: 1 }, 5, 10)).not.toContain('†');
+  });
+
+  it('compare.json carries the causal flag and, for expert choice, the note', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-compare-'));
+    await runCompare({ config: 'configs/seed000.yaml', methods: ['none', 'expert_choice'], seeds: 1, out, sets: ['steps=3', 'dim=16', 'expert_hidden=16'] });
+    const json = JSON.parse(fs.readFileSync(path.join(out, 'compare.json'), 'utf8'));
+    expect(json.methods.map((m: { causal: boolean }) => m.causal)).toEqual([true, false]);
+    expect(json.notes.expert_choice).toMatch(/later tokens/);
   });
 });

@@ -193,3 +193,69 @@ describeBackends('activation recompute', () => {
     expect(rec.held).toBeLessThan(plain.held);
   });
 });
+
+describeBackends('expert choice is causal at evaluation', () => {
+  // Expert choice ranks every token of the batch per expert: in training a token's routing depends on the
+  // others (in a causal LM, on later tokens). At evaluation each token takes its own top-k experts.
+  const layerEC = () => new MoELayer({ ...base, numExperts: 4, topK: 1, router: { type: 'expert_choice', capacityFactor: 1 }, capacityFactor: null, capacityPolicy: 'dropless', auxLosses: [] }, new Rng(21));
+  const changeLater = (x: Float32Array, T: number, D: number, from: number) => {
+    const y = Float32Array.from(x);
+    for (let i = from * D; i < T * D; i++) y[i] = 5 * Math.sin(7 * i); // large, different later tokens
+    return y;
+  };
+  it('evaluation: the outputs of earlier tokens do not depend on later tokens; training (expert choice) does', () => {
+    const T = 16, D = 4, cut = 8;
+    const layer = layerEC();
+    const a = randomArray(T * D, 41, 1);
+    const b = changeLater(a, T, D, cut);
+    const run = (x: Float32Array, training: boolean): number[] => tf.tidy(() => Array.from(layer.forward(tf.tensor2d(x, [T, D]), { training }).y.dataSync().slice(0, cut * D)));
+    expectClose(run(b, false), run(a, false), 1e-7, 1e-7);
+    // the leak this guards against is real: with expert choice in training the same earlier tokens change
+    const ta = run(a, true);
+    const diff = run(b, true).reduce((m, v, i) => Math.max(m, Math.abs(v - ta[i])), 0);
+    expect(diff).toBeGreaterThan(1e-5); // outputs are ~1e-3 here (small init); evaluation differs by 0
+    layer.dispose();
+  });
+  it('evaluation routes each token to its own top-k experts, weighted by the softmax probability', () => {
+    const T = 6, D = 4;
+    const layer = layerEC();
+    const x = tf.tensor2d(randomArray(T * D, 42, 1), [T, D]);
+    tf.tidy(() => {
+      const out = layer.forward(x, { training: false });
+      expect(out.routing.kind).toBe('token-choice');
+      const probs = tf.softmax(tf.matMul(x, layer.gate)).arraySync() as number[][];
+      const r = out.routing as Extract<typeof out.routing, { kind: 'token-choice' }>;
+      const idx = r.indices.arraySync() as number[][];
+      const w = r.weights.arraySync() as number[][];
+      probs.forEach((p, t) => {
+        const best = p.indexOf(Math.max(...p));
+        expect(idx[t]).toEqual([best]);
+        expect(w[t][0]).toBeCloseTo(p[best], 6);
+      });
+      expect(out.stats.assignments).toBe(T);
+    });
+    x.dispose();
+    layer.dispose();
+  });
+});
+
+describeBackends('expert-choice language model', () => {
+  it('validation logits at a position do not change when later tokens change (they do in training)', async () => {
+    const { parseConfig } = await import('../src/config/load.ts');
+    const { MoEModel } = await import('../src/model/model.ts');
+    const cfg = parseConfig({ layers: 2, dim: 16, heads: 2, expert_num: 4, top_k: 1, expert_hidden: 16, seq_len: 8, router: { type: 'expert_choice' }, capacity_factor: 1 });
+    const model = new MoEModel(cfg, 256, new Rng(3));
+    const B = 2, L = 8, cut = 4;
+    const a = Int32Array.from({ length: B * L }, (_, i) => (i * 37) % 256);
+    const b = Int32Array.from(a, (v, i) => (i % L >= cut ? (v * 11 + 5) % 256 : v));
+    const early = (inp: Int32Array, training: boolean) => tf.tidy(() => {
+      const out = model.forwardLM(inp, inp, B, L, () => ({ training, rng: new Rng(1) }));
+      const o = out.output.arraySync() as number[][];
+      return o.filter((_, r) => r % L < cut).flat();
+    });
+    expectClose(early(b, false), early(a, false), 1e-6, 1e-6);
+    const tr = [early(a, true), early(b, true)];
+    expect(tr[0].some((v, i) => Math.abs(v - tr[1][i]) > 1e-6)).toBe(true);
+    model.dispose();
+  });
+});

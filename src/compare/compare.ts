@@ -11,7 +11,7 @@ import { mean } from '../metrics/balance.ts';
 import { readMetrics, type MetricRecord } from '../metrics/jsonl.ts';
 import { summaryTable } from '../report/terminal.ts';
 import { train, type TrainSummary } from '../train/run.ts';
-import { methodOverrides } from './methods.ts';
+import { METHODS, methodOverrides } from './methods.ts';
 
 export interface MethodResult {
   method: string;
@@ -25,6 +25,8 @@ export interface MethodResult {
   dead_experts: number;
   step_time_ratio: number;
   step_time_ms: number;
+  /** false where the method's training routing sees other (later) tokens: its training loss is not comparable. */
+  causal: boolean;
 }
 
 export interface CompareOptions {
@@ -92,9 +94,11 @@ export async function runCompare(opts: CompareOptions): Promise<MethodResult[]> 
       // per seed against the reference method's same seed, then averaged
       step_time_ratio: mean(rs.map((r, i) => r.summary.step_time_ms / runs[reference][i].summary.step_time_ms)),
       step_time_ms: mean(rs.map((r) => r.summary.step_time_ms)),
+      causal: METHODS[method].causal !== false,
     };
   });
-  writeJsonAtomic(path.join(opts.out, 'compare.json'), { config: opts.config, seeds: opts.seeds, steps: base.steps, window, reference, methods: results });
+  const notes = Object.fromEntries(opts.methods.filter((m) => METHODS[m].note).map((m) => [m, METHODS[m].note!]));
+  writeJsonAtomic(path.join(opts.out, 'compare.json'), { config: opts.config, seeds: opts.seeds, steps: base.steps, window, reference, methods: results, notes });
   writeFileAtomic(path.join(opts.out, 'compare.md'), compareMarkdown(results, opts, window, base.steps));
   return results;
 }
@@ -106,12 +110,13 @@ export function compareMarkdown(results: MethodResult[], opts: Pick<CompareOptio
   const hasVal = results.some((r) => r.val_loss !== null);
   const head = `| method | final loss (± std) |${hasVal ? ' val loss |' : ''} load CV | max load share | MaxVio | dropped | dead experts | step time vs none |`;
   const sep = `|---|---|${hasVal ? '---|' : ''}---|---|---|---|---|---|`;
-  const rows = results.map((r) => `| ${r.method} | ${g(r.final_loss)} ± ${g(r.final_loss_std)} |${hasVal ? ` ${r.val_loss === null ? '—' : f(r.val_loss, 4)} |` : ''} ${f(r.load_cv)} | ${(100 * r.max_load_share).toFixed(1)}% | ${f(r.maxvio)} | ${(100 * r.dropped_fraction).toFixed(1)}% | ${f(r.dead_experts, 1)} | ${f(r.step_time_ratio, 2)}× |`);
-  return `\`switchyard compare --config ${opts.config} --seeds ${opts.seeds}\` — ${steps} steps; balance = mean over the last ${window} steps; means over ${opts.seeds} seed(s)\n\n${head}\n${sep}\n${rows.join('\n')}\n`;
+  const rows = results.map((r) => `| ${r.method}${r.causal ? '' : ' †'} | ${g(r.final_loss)} ± ${g(r.final_loss_std)} |${hasVal ? ` ${r.val_loss === null ? '—' : f(r.val_loss, 4)} |` : ''} ${f(r.load_cv)} | ${(100 * r.max_load_share).toFixed(1)}% | ${f(r.maxvio)} | ${(100 * r.dropped_fraction).toFixed(1)}% | ${f(r.dead_experts, 1)} | ${f(r.step_time_ratio, 2)}× |`);
+  const leaks = results.filter((r) => !r.causal).map((r) => `\n† ${METHODS[r.method]?.note ?? `${r.method}: routing is not causal in training`}\n`);
+  return `\`switchyard compare --config ${opts.config} --seeds ${opts.seeds}\` — ${steps} steps; balance = mean over the last ${window} steps; means over ${opts.seeds} seed(s)\n\n${head}\n${sep}\n${rows.join('\n')}\n${leaks.join('')}`;
 }
 
 /** The terminal table of a comparison. */
 export function compareTable(results: MethodResult[]): string {
-  return summaryTable(results.map((r) => ({ ...r, val_loss: r.val_loss ?? '—' })) as unknown as Record<string, number>[],
+  return summaryTable(results.map((r) => ({ ...r, method: r.causal ? r.method : `${r.method} †`, val_loss: r.val_loss ?? '—' })) as unknown as Record<string, number>[],
     ['method', { key: 'final_loss', digits: 6 }, { key: 'final_loss_std', digits: 6 }, { key: 'load_cv', digits: 3 }, { key: 'max_load_share', digits: 3 }, { key: 'maxvio', digits: 3 }, { key: 'dropped_fraction', digits: 3 }, { key: 'dead_experts', digits: 1 }, { key: 'step_time_ratio', digits: 2 }]);
 }

@@ -4,6 +4,8 @@
  * the gate weight of a pick is S[token, expert]. Every expert gets exactly C tokens (perfect load
  * balance by construction); a token may be picked by 0..E experts.
  * The paper's capacity factor c ("average experts per token") is k · capacityFactor here.
+ * Not causal: whether a token is picked depends on every other token's score, later ones included (the
+ * DeepSeek aux-loss-free paper's objection). route() therefore evaluates it per token (top-k of S).
  */
 import * as tf from '@tensorflow/tfjs';
 import { stopGradient } from '../ops/stop_gradient.ts';

@@ -56,6 +56,10 @@ export function route(cfg: RouterConfig, logits: tf.Tensor2D, ctx: RouteContext)
       if (!training || !ctx.gumbel) return routeTopK(logits, { k, renormalize: cfg.renormalize ?? k > 1 });
       return routeGumbel(logits, { k, tau: ctx.tau ?? 1, gumbel: ctx.gumbel, hard: cfg.hard, renormalize: cfg.renormalize });
     case 'expert_choice':
+      // Each expert ranks all T tokens, so in a causal LM a token's routing depends on later tokens. At
+      // evaluation every token takes its own top-k experts by the same softmax (weights S[t, e], as in
+      // training): causal, and what one-token-at-a-time decoding can do.
+      if (!training) return routeTopK(logits, { k, scoring: 'softmax', order: 'softmax-topk', renormalize: false });
       return routeExpertChoice(logits, { capacityFactor: cfg.capacityFactor, k });
     case 'sinkhorn':
       return routeSinkhorn(logits, { k, iterations: cfg.iterations, scoring: cfg.scoring, renormalize: cfg.renormalize, training });
