@@ -365,3 +365,20 @@ describe('report errors name the path', () => {
     expect(err.stderr).toBe(`switchyard: report: ${path.join(tmp, 'missing')} does not exist\n`);
   }, 30_000);
 });
+
+describe('report of a dropless run', () => {
+  it('the capacity-factor chart says "dropless: no capacity limit" instead of staying empty', async () => {
+    const dir = path.join(tmp, 'dropless');
+    fs.mkdirSync(dir, { recursive: true });
+    const w = new MetricsWriter(path.join(dir, 'metrics.jsonl'));
+    for (let s = 1; s <= 5; s++) {
+      w.write({ step: s, loss: 3 - s / 10, aux: {}, lr: 1e-3, grad_norm: 1, tokens_per_s: 100, expert_load: [[5, 3, 4, 4]], dropped: [0], load_cv: 0.2, max_load_share: 0.3, maxvio: 0.25, router_entropy: 1.3, dropped_fraction: 0, capacity_factor: [null] } as MetricRecord);
+    }
+    w.close();
+    const data = pageData(fs.readFileSync(await writeReport(dir), 'utf8'));
+    const cap = chart(data, 'capacity') as any;
+    expect(cap.caption).toContain('dropless: no capacity limit');
+    expect(JSON.stringify(cap.option.graphic)).toContain('dropless: no capacity limit');
+    expect(cap.option.series).toEqual([]);
+  });
+});

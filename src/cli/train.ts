@@ -1,6 +1,5 @@
 /** `switchyard train` and `switchyard demo`: wiring from flags to the trainer, progress and signals. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -94,7 +93,7 @@ export function register(program: Command): void {
       } else {
         if (!o.config) throw new Error('train: --config FILE is required (or --resume RUN_DIR)');
         cfg = loadConfig(o.config, sets);
-        outDir = o.out ?? path.join('runs', `${path.basename(o.config, path.extname(o.config))}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+        outDir = o.out ?? defaultRunDir(path.basename(o.config, path.extname(o.config)));
       }
       let dash: Dashboard | null = null;
       if (o.dashboard) {
@@ -125,15 +124,28 @@ export function register(program: Command): void {
     });
 
   program.command('demo')
-    .description('train the built-in tiny MoE language model (configs/tiny.yaml) and print a summary')
-    .option('--out <dir>', 'run folder (default: a fresh temporary folder)')
+    .description('train the built-in tiny MoE language model (configs/tiny.yaml), print a summary and the report command')
+    .option('--out <dir>', 'run folder (default runs/demo-<time>)')
     .option('--set <key=value>', 'override a config field (repeatable)', collect, [])
-    .action(async (o: { out?: string; set: string[] }) => {
-      const cfg = loadConfig(path.join(CONFIG_DIR, 'tiny.yaml'), o.set);
-      const outDir = o.out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-demo-'));
-      console.log(`switchyard demo: ${cfg.layers}-layer MoE LM (${cfg.expert_num} experts, top-${cfg.top_k}) on nlp-corpus, ${cfg.steps} steps, backend ${cfg.backend}`);
-      const s = await runTraining(cfg, outDir, false);
-      console.log(summaryText(s));
-      console.log(`\nrun folder: ${outDir}  (metrics.jsonl, checkpoints/, summary.json)`);
-    });
+    .action(async (o: { out?: string; set: string[] }) => { await runDemo(o, (line) => console.log(line)); });
+}
+
+/** The default run folder of a command: runs/<name>-<ISO time with : and . replaced>. */
+export function defaultRunDir(name: string, now = new Date()): string {
+  return path.join('runs', `${name}-${now.toISOString().replace(/[:.]/g, '-')}`);
+}
+
+/** A path as one shell word (quoted only when it needs to be). */
+const shellWord = (p: string) => (/^[\w./@%+=:,-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`);
+
+/** `switchyard demo`: trains configs/tiny.yaml into a kept run folder, prints the summary and, last, the report command. */
+export async function runDemo(o: { out?: string; set: string[] }, print: (line: string) => void): Promise<string> {
+  const cfg = loadConfig(path.join(CONFIG_DIR, 'tiny.yaml'), o.set);
+  const outDir = o.out ?? defaultRunDir('demo');
+  print(`switchyard demo: ${cfg.layers}-layer MoE LM (${cfg.expert_num} experts, top-${cfg.top_k}) on nlp-corpus, ${cfg.steps} steps, backend ${cfg.backend}`);
+  const s = await runTraining(cfg, outDir, false);
+  print(summaryText(s));
+  print(`\nrun folder: ${outDir}  (metrics.jsonl, checkpoints/, summary.json, config.yaml)`);
+  print(`next: charts of this run in one HTML page:\n  switchyard report ${shellWord(outDir)}`);
+  return outDir;
 }

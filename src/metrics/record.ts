@@ -51,7 +51,7 @@ export interface MetricRecord {
   val_loss?: number | null;
   val_ppl?: number | null;
   /** the (possibly dynamic) capacity factor: one for all layers, or per layer. */
-  capacity_factor?: number | number[];
+  capacity_factor?: number | (number | null)[];
   /** [L] ids of experts with no tokens for the configured window. */
   dead_experts?: number[][];
   /** steps skipped so far for non-finite loss or gradients. */

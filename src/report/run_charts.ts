@@ -155,6 +155,12 @@ export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS, vi
   const capSeries: LineSeries[] = !hasCap ? [] : capArrays
     ? Array.from({ length: L }, (_, l) => ({ name: `layer ${l}`, data: pick(records, (r) => (Array.isArray(r.capacity_factor) ? r.capacity_factor[l] : r.capacity_factor), mp), color: PALETTE[l % PALETTE.length] }))
     : [{ name: 'capacity factor', data: pick(records, (r) => r.capacity_factor as number | undefined, mp), color: COLORS.capacity }];
+  // dropless: every layer's factor is null at every step; the chart says why it has no line
+  const dropless = hasCap && records.every((r) => (Array.isArray(r.capacity_factor) ? r.capacity_factor : [r.capacity_factor]).every((c) => c === null || c === undefined));
+  const DROPLESS = 'dropless: no capacity limit';
+  const capChart: ChartSpec = dropless
+    ? { id: 'capacity', title: 'Capacity factor', caption: `${DROPLESS} (every assignment is computed)`, group: g, option: { ...lineOption('capacity factor (×)', []), graphic: [{ type: 'text', left: 'center', top: 'middle', silent: true, style: { text: DROPLESS, fontSize: 16, fill: '#666' } }] } }
+    : { id: 'capacity', title: 'Capacity factor', caption: 'C = factor · k · T / E slots per expert (dynamic capacity)', group: g, option: lineOption('capacity factor (×)', capSeries) };
   const hasDead = records.some((r) => r.dead_experts !== undefined);
   const balSection: Section = {
     title: 'Balance over time',
@@ -174,7 +180,7 @@ export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS, vi
         id: 'entropy', title: 'Router entropy', caption: `mean per-token entropy of the router distribution; uniform = ln E = ${Math.log(E).toFixed(3)} nats`, group: g,
         option: lineOption('entropy (nats)', [{ name: 'router entropy', data: pick(records, (r) => r.router_entropy, mp), color: COLORS.entropy }], { yMin: 0, markY: { value: Math.log(E), label: 'ln E' } }),
       },
-      hasCap ? { id: 'capacity', title: 'Capacity factor', caption: 'C = factor · k · T / E slots per expert (dynamic capacity)', group: g, option: lineOption('capacity factor (×)', capSeries) } : null,
+      hasCap ? capChart : null,
       hasDead ? {
         id: 'dead', title: 'Dead experts', caption: 'experts with no tokens over the detection window, summed over MoE layers', group: g,
         option: lineOption('dead experts (count)', [{ name: 'dead experts', data: pick(records, (r) => r.dead_experts?.reduce((a, d) => a + d.length, 0), mp), color: COLORS.dead }], { yMin: 0 }),
