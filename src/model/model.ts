@@ -138,6 +138,8 @@ export class MoEModel {
     const { dim: D, layers } = cfg;
     const p = this.params;
     const lm = cfg.model_type === 'moe_llama';
+    // norm gains made in a tidy: a variable shares its initial tensor's data, and that tensor would outlive dispose()
+    const ones = (n: number) => tf.tidy(() => tf.variable(tf.ones([n])));
     if (lm) {
       p.tok_emb = initVariable(rng, [vocab, D], 0.02);
       if (cfg.positions === 'learned') p.pos_emb = initVariable(rng, [cfg.seq_len, D], 0.02);
@@ -146,10 +148,10 @@ export class MoEModel {
     for (let i = 0; i < layers; i++) {
       const pre = lm ? `blocks.${i}` : `layers.${i}`;
       if (lm) {
-        p[`${pre}.attn_norm`] = tf.variable(tf.ones([D]));
+        p[`${pre}.attn_norm`] = ones(D);
         for (const w of ['wq', 'wk', 'wv']) p[`${pre}.attn.${w}`] = initVariable(rng, [D, D], 0.02);
         p[`${pre}.attn.wo`] = initVariable(rng, [D, D], 0.02 / Math.sqrt(2 * layers));
-        p[`${pre}.ffn_norm`] = tf.variable(tf.ones([D]));
+        p[`${pre}.ffn_norm`] = ones(D);
       }
       if (!lm || i % cfg.moe_every === 0) {
         const layer = new MoELayer(moeCfg, rng);
@@ -166,7 +168,7 @@ export class MoEModel {
       }
     }
     if (lm) {
-      p.norm_f = tf.variable(tf.ones([D]));
+      p.norm_f = ones(D);
       p.lm_head = initVariable(rng, [D, vocab], 0.02);
     }
   }

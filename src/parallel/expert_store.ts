@@ -52,7 +52,8 @@ export class ExpertStore {
             const a = w[k];
             if (!a) return null;
             if (a.length !== shape[k][0] * shape[k][1]) throw new Error(`worker: layer ${l} expert ${e} ${k} has ${a.length} values, expected ${shape[k].join('×')}`);
-            return grad ? tf.variable(tf.zeros(shape[k]), false) : tf.variable(tf.tensor2d(a, shape[k]), true, slotName(l, e, k));
+            // in a tidy: a variable shares its initial tensor's data, and that tensor would outlive dispose()
+            return tf.tidy(() => (grad ? tf.variable(tf.zeros(shape[k]), false) : tf.variable(tf.tensor2d(a, shape[k]), true, slotName(l, e, k))));
           };
           return { expert: e, primary: init.primary[s], p: { w1: mk('w1', false), w2: mk('w2', false), w3: mk('w3', false) }, g: { w1: mk('w1', true), w2: mk('w2', true), w3: mk('w3', true) } };
         }),
