@@ -4,8 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
-import { parseConfig } from '../src/config.ts';
-import { Trainer, evaluate } from '../src/train/trainer.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { evaluate } from '../src/train/evaluate.ts';
+import { openTrainer } from '../src/train/run.ts';
 import { describeBackends } from './helpers.ts';
 
 const cfgWith = (backend: string, over: Record<string, unknown>) => parseConfig({
@@ -27,7 +28,7 @@ describeBackends('Trainer.dispose', (backend) => {
     it(`${name}: made, trained, evaluated, disposed → no tensor left`, () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-dispose-'));
       const before = tf.memory().numTensors;
-      const t = new Trainer(cfgWith(backend, over), dir);
+      const t = openTrainer(cfgWith(backend, over), dir);
       for (let i = 0; i < 3; i++) t.trainStep();
       evaluate(t.model, t.data);
       t.dispose();
@@ -37,7 +38,7 @@ describeBackends('Trainer.dispose', (backend) => {
   }
   it('a trainer made and disposed at once leaves nothing either', () => {
     const before = tf.memory().numTensors;
-    const t = new Trainer(cfgWith(backend, {}), fs.mkdtempSync(path.join(os.tmpdir(), 'sy-dispose-')));
+    const t = openTrainer(cfgWith(backend, {}), fs.mkdtempSync(path.join(os.tmpdir(), 'sy-dispose-')));
     t.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
