@@ -42,6 +42,16 @@ describe('exchange planning (plain JS)', () => {
     expect(Array.from(hier.dispatchSent)).toEqual([8, 24, 16, 16]); // gateways 1, 2, 3 also forward one token each
     // ys home, per row, same in both modes: inter rows t0@2, t0@3, t1@2, t3@0, t3@1; intra t1@0, t2@3.
     for (const t of [flat, hier]) expect(t.perRow).toEqual({ intra: 2 * 8, inter: 5 * 8 });
+    // dxs home: flat per row; hierarchical the dispatch's mirror, one reduced row per (token, node) across:
+    // t0 3→2, 2→0 (inter); t1 0→1, 2→3, 3→1 (inter); t2 3→2; t3 0→1, 1→3 (inter).
+    expect(flat.reduce).toEqual(flat.perRow);
+    expect(Array.from(flat.reduceSent)).toEqual(Array.from(flat.rowsSent));
+    expect(hier.reduce).toEqual({ intra: 5 * 8, inter: 3 * 8 });
+    expect(Array.from(hier.reduceSent)).toEqual([16, 8, 16, 24]);
+    expect(Array.from(hier.reduceSentInter)).toEqual([0, 8, 8, 8]);
+    expect(Array.from(hier.rowsSentInter)).toEqual([8, 8, 16, 8]); // what flat sends across per rank: saved [8, 0, 8, 0]
+    expect(Array.from(hier.flatDispatchSentInter)).toEqual([16, 8, 0, 16]);
+    expect(Array.from(hier.dispatchSentInter)).toEqual([8, 8, 0, 8]); // saved [8, 0, 0, 8]
   });
 
   it('every rank reconstructs its rows from stage-1 copies and stage-2 forwards (via the meta encoding)', () => {
@@ -115,10 +125,18 @@ async function checkAgainstSingleThread(ep: ExpertParallel, w: ExpertWeights, ac
   for (const s of settings) {
     ep.setComm(s);
     ep.scaleGrads(0); // start from zero gradients
+    ep.takeTimings(); ep.takeTraffic(); // and from no bytes (the previous setting's accumulation check moved some)
     const ys = tf.tidy(() => ep.run(xs, plan).dataSync().slice());
     expectClose(ys, ref.ys, 1e-6, 1e-5);
     const dxs = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ep.run(v as tf.Tensor2D, plan), dy)))(xs).dataSync().slice());
-    expectClose(dxs, ref.dxs, 1e-6, 1e-5);
+    if (s.mode === 'flat') expectClose(dxs, ref.dxs, 1e-6, 1e-5);
+    else {
+      // hierarchical reduces dxs per token on the way home: each token's sum lands in its first row, zeros elsewhere
+      const byToken = (a: ArrayLike<number>) => { const o = new Float64Array(T * D); plan.tokenOfRow.forEach((t, n) => { for (let d = 0; d < D; d++) o[t * D + d] += a[n * D + d]; }); return o; };
+      expectClose(byToken(dxs), byToken(ref.dxs), 1e-6, 1e-5);
+      const first = new Set<number>();
+      plan.tokenOfRow.forEach((t, n) => { if (!first.has(t)) { first.add(t); return; } for (let d = 0; d < D; d++) expect(dxs[n * D + d]).toBe(0); });
+    }
     const g = await ep.getGrads();
     expectClose(g.w1, ref.g[0], 1e-5, 1e-4);
     expectClose(g.w2, ref.g[1], 1e-5, 1e-4);
@@ -131,6 +149,11 @@ async function checkAgainstSingleThread(ep: ExpertParallel, w: ExpertWeights, ac
     expect(timings.every((t) => t.compute_ms > 0 && t.comm_efficiency! > 0 && t.comm_efficiency! <= 1)).toBe(true);
     // Every byte moved was sent by some rank: Σ_r bytes_sent = intra + inter over all phases.
     expect(timings.reduce((a, t) => a + t.bytes_sent!, 0)).toBeCloseTo(traffic.total.intra + traffic.total.inter, 6);
+    // the inter-node bytes dedup saved, summed over ranks, are what a flat exchange of the same call sends more
+    const flatEx = planExchange(plan, rankSlots(ep.placement, ep.epSize), { ...s, mode: 'flat' }, 4 * D).traffic;
+    const flatInter = 2 * (flatEx.dispatch.inter + flatEx.perRow.inter) + flatEx.perRow.inter + flatEx.reduce.inter; // 2 forwards, 1 backward
+    expect(timings.reduce((a, t) => a + t.bytes_inter_saved!, 0)).toBeCloseTo(flatInter - traffic.total.inter, 6);
+    if (s.mode === 'flat') expect(timings.every((t) => t.bytes_inter_saved === 0)).toBe(true);
     if (accumulate) { // a second backward adds to the gradients (gradient accumulation), replicas included
       tf.tidy(() => { tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ep.run(v as tf.Tensor2D, plan), dy)))(xs); });
       const g2 = await ep.getGrads();

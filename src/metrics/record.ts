@@ -13,6 +13,8 @@ export interface EpRankTiming {
   bytes_sent?: number;
   /** the inter-node part of bytes_sent. */
   bytes_inter?: number;
+  /** inter-node bytes the hierarchical dedup saved against a flat exchange (forward and backward); a gateway's can be negative, the sum over ranks is the saving. */
+  bytes_inter_saved?: number;
   /** compute / (compute + comm). */
   comm_efficiency?: number;
 }

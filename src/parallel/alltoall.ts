@@ -74,15 +74,19 @@ export function streamForward(g: WorkerGroup, bufs: SharedBuffers, ex: Exchange,
   return streamRows(g, bufs, ex, off, xs, D, copyMs, what, (c, r) => [ex.chunks[c][r].stage1, off.inbox[c][r]]);
 }
 
-/** Runs the backward exchange: dy [rows, D] → dxs [rows, D]; ranks must already have the 'bwd' command. */
-export function streamBackward(g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Offsets, dy: Float32Array, D: number, copyMs: CopyMs, what: string): Float32Array {
-  return streamRows(g, bufs, ex, off, dy, D, copyMs, what, (c, r) => [ex.chunks[c][r].rows, off.out[c][r]]);
+/**
+ * Runs the backward exchange: dy [rows, D] → dxs [rows, D]; ranks must already have the 'bwd' command.
+ * reduce (hierarchical): ranks send one sum per token entry (exchange.ts); each token's gradient comes back
+ * summed into its first row, zeros in its other rows — the same gradient for x = the rows' token.
+ */
+export function streamBackward(g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Offsets, dy: Float32Array, D: number, copyMs: CopyMs, what: string, reduce = false): Float32Array {
+  return streamRows(g, bufs, ex, off, dy, D, copyMs, what, (c, r) => [ex.chunks[c][r].rows, off.out[c][r]], reduce);
 }
 
 /** Writes each rank's rows of `src` (per chunk: which rows, at which inbox offset) and collects the results. */
 function streamRows(
   g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Offsets, src: Float32Array, D: number, copyMs: CopyMs, what: string,
-  rowsOf: (chunk: number, rank: number) => [ArrayLike<number>, number],
+  rowsOf: (chunk: number, rank: number) => [ArrayLike<number>, number], reduce = false,
 ): Float32Array {
   const N = g.size, C = ex.chunks.length;
   for (let c = 0; c < C; c++) {
@@ -96,12 +100,15 @@ function streamRows(
     }
   }
   const out = new Float32Array(src.length);
-  collectRows(g, bufs, ex, off, out, D, copyMs, what);
+  collectRows(g, bufs, ex, off, out, D, copyMs, what, reduce);
   return out;
 }
 
-/** Copies each rank's finished chunks from its outbox into `into` at their global rows, as they finish. */
-function collectRows(g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Offsets, into: Float32Array, D: number, copyMs: CopyMs, what: string): void {
+/**
+ * Copies each rank's finished chunks from its outbox into `into` at their global rows, as they finish;
+ * reduce: adds each rank's stage-1 entries (token sums) into the token's first row instead.
+ */
+function collectRows(g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Offsets, into: Float32Array, D: number, copyMs: CopyMs, what: string, reduce = false): void {
   const N = g.size, C = ex.chunks.length;
   const next = new Array<number>(N).fill(0);
   const ready = (r: number) => next[r] < C && g.read(r, DONE) > next[r];
@@ -112,9 +119,17 @@ function collectRows(g: WorkerGroup, bufs: SharedBuffers, ex: Exchange, off: Off
         const t0 = performance.now();
         const c = next[r]++;
         const out = new Float32Array(bufs.outbox[r]);
-        const { rows } = ex.chunks[c][r];
         const at = off.out[c][r];
-        for (let i = 0; i < rows.length; i++) into.set(out.subarray((at + i) * D, (at + i) * D + D), rows[i] * D);
+        if (reduce) {
+          const { stage1 } = ex.chunks[c][r]; // one entry per token received from home (its first row)
+          for (let e = 0; e < stage1.length; e++) {
+            const s = (at + e) * D, o = stage1[e] * D;
+            for (let d = 0; d < D; d++) into[o + d] += out[s + d];
+          }
+        } else {
+          const { rows } = ex.chunks[c][r];
+          for (let i = 0; i < rows.length; i++) into.set(out.subarray((at + i) * D, (at + i) * D + D), rows[i] * D);
+        }
         copyMs[r] += performance.now() - t0;
       }
     }

@@ -11,8 +11,12 @@
  *     token crosses to node m once, to its gateway, the rank of m with h(t)'s local index; tokens of
  *     the home node go straight to each rank needing them (once per rank); stage 2 — the gateway
  *     forwards to every other rank of m needing t. Each rank expands received tokens into its rows.
- * Outputs (ys), output gradients (dy) and input gradients (dxs) are per row in both modes: the
- * executor seam returns unweighted rows, so no reduction can happen before they reach home.
+ * Outputs (ys) and output gradients (dy) are per row in both modes: the executor seam returns unweighted
+ * rows and takes their gradients weighted, so neither can be merged on the way. Input gradients (dxs) can:
+ * the gradient of token t is the sum of its rows' dxs. Hierarchical mode reduces them on the way home, the
+ * mirror of the dispatch: each rank sums its rows of a token into one entry; a rank that got the token from
+ * its node's gateway sends that sum back to the gateway (intra-node), which adds it to its own and sends one
+ * row per (token, node) home; ranks of the home node send theirs straight home.
  */
 import type { DispatchPlan } from '../moe/plan.ts';
 import { nodeOf, replicaRange, type Slot } from './placement.ts';
@@ -53,10 +57,17 @@ export interface LinkBytes {
 
 /** Bytes moved by one call, by phase, and per sending rank. */
 export interface CallTraffic {
-  /** xs to the experts (the only phase that dedups). */
+  /** xs to the experts (deduplicated per node in hierarchical mode). */
   dispatch: LinkBytes;
-  /** ys home; also the size of dy out and of dxs home in the backward pass. */
+  /** ys home; also the size of dy out in the backward pass, and of dxs home in flat mode. */
   perRow: LinkBytes;
+  /** dxs home in the backward pass: perRow in flat mode, reduced per (token, rank) and (token, node) in hierarchical. */
+  reduce: LinkBytes;
+  /** [N] bytes each rank sends in the backward's dxs phase, and its inter-node part. */
+  reduceSent: Float64Array;
+  reduceSentInter: Float64Array;
+  /** [N] inter-node bytes each rank would send in the forward dispatch if it were flat (for the saving). */
+  flatDispatchSentInter: Float64Array;
   /** [N] bytes each rank sends in the forward dispatch (as home rank or gateway). */
   dispatchSent: Float64Array;
   /** [N] bytes each rank sends home in one per-row phase (ys or dxs). */
@@ -124,10 +135,15 @@ export function planExchange(plan: DispatchPlan, slots: Slot[][], comm: CommConf
         add({ intra: 0, inter: 0 }, tr.rowsHomeSent, tr.rowsHomeSentInter, h, r);
       }
     }
+    const none = { intra: 0, inter: 0 };
+    for (let r = 0; r < N; r++) for (const row of rows[c][r]) add(none, new Float64Array(N), tr.flatDispatchSentInter, home(plan.tokenOfRow[row]), r);
     if (comm.mode === 'flat') {
       for (let r = 0; r < N; r++) {
         const rr = Int32Array.from(rows[c][r]);
-        for (const row of rr) add(tr.dispatch, tr.dispatchSent, tr.dispatchSentInter, home(plan.tokenOfRow[row]), r);
+        for (const row of rr) {
+          add(tr.dispatch, tr.dispatchSent, tr.dispatchSentInter, home(plan.tokenOfRow[row]), r);
+          add(tr.reduce, tr.reduceSent, tr.reduceSentInter, r, home(plan.tokenOfRow[row]));
+        }
         out.push({ rows: rr, slotCounts: counts[c][r], stage1: rr, inboxRows: rr.length, rowSrc: Int32Array.from(rr, (_, i) => i), forwards: [] });
       }
       chunks.push(out);
@@ -166,9 +182,15 @@ export function planExchange(plan: DispatchPlan, slots: Slot[][], comm: CommConf
     }
     for (let r = 0; r < N; r++) {
       const s1 = [...stage1[r].keys()];
-      for (const t of s1) add(tr.dispatch, tr.dispatchSent, tr.dispatchSentInter, home(t), r);
+      for (const t of s1) {
+        add(tr.dispatch, tr.dispatchSent, tr.dispatchSentInter, home(t), r);
+        add(tr.reduce, tr.reduceSent, tr.reduceSentInter, r, home(t)); // the entry's sum goes home (from a gateway: its node's)
+      }
       const forwards = [...fwd[r].entries()].sort((a, b) => a[0] - b[0]).map(([peer, l]) => {
-        for (let i = 0; i < l.src.length; i++) add(tr.dispatch, tr.dispatchSent, tr.dispatchSentInter, r, peer);
+        for (let i = 0; i < l.src.length; i++) {
+          add(tr.dispatch, tr.dispatchSent, tr.dispatchSentInter, r, peer);
+          add(tr.reduce, tr.reduceSent, tr.reduceSentInter, peer, r); // the peer's partial sum back to this gateway
+        }
         return { peer, ...l };
       });
       const rr = Int32Array.from(rows[c][r]);
@@ -185,8 +207,9 @@ export function planExchange(plan: DispatchPlan, slots: Slot[][], comm: CommConf
 function emptyTraffic(N: number): CallTraffic {
   const f = () => new Float64Array(N);
   return {
-    dispatch: { intra: 0, inter: 0 }, perRow: { intra: 0, inter: 0 },
+    dispatch: { intra: 0, inter: 0 }, perRow: { intra: 0, inter: 0 }, reduce: { intra: 0, inter: 0 },
     dispatchSent: f(), rowsSent: f(), rowsHomeSent: f(), dispatchSentInter: f(), rowsSentInter: f(), rowsHomeSentInter: f(),
+    reduceSent: f(), reduceSentInter: f(), flatDispatchSentInter: f(),
   };
 }
 

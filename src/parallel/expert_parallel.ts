@@ -152,6 +152,7 @@ export class ExpertParallel implements ExpertExecutor {
     const call = this.nextCall++;
     const ex = planExchange(plan, this.slots, this.comm, 4 * D);
     const peers = Array.from({ length: this.epSize }, (_, r) => this.comm.mode === 'flat' ? [] : this.nodePeers(r));
+    const reduce = this.comm.mode === 'hierarchical'; // dxs reduced per (token, node) on the way home
     const op = tf.customGrad(((x: tf.Tensor) => {
       const data = x.dataSync() as Float32Array; // sync point: rows leave for the workers
       if (this.comm.mode === 'hierarchical') checkTokenRows(data, plan.tokenOfRow, D);
@@ -177,8 +178,8 @@ export class ExpertParallel implements ExpertExecutor {
           const t1 = performance.now();
           resetCounters(gb);
           const bb = this.bufs.take();
-          for (let r = 0; r < this.epSize; r++) gb.send(r, { op: 'bwd', layer: l, call, chunks: ex.chunks.length, buffers: bb, timeoutMs: gb.timeoutMs });
-          const dxs = streamBackward(gb, this.bufs, ex, off, dyData, D, copyB, `backward of layer ${l}`);
+          for (let r = 0; r < this.epSize; r++) gb.send(r, { op: 'bwd', layer: l, call, chunks: ex.chunks.length, buffers: bb, timeoutMs: gb.timeoutMs, reduce });
+          const dxs = streamBackward(gb, this.bufs, ex, off, dyData, D, copyB, `backward of layer ${l}`, reduce);
           gb.collect(this.ranks(), `backward of layer ${l}`);
           this.clock.addCall('bwd', ex.traffic, copyB, gb.timing, beforeB, performance.now() - t1);
           this.backwards++;

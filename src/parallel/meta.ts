@@ -2,7 +2,7 @@
  * The counts half of the all-to-all: before any row moves, the main thread writes each rank's
  * receive layout into that rank's shared Int32 meta buffer, chunk by chunk:
  *   [C, then per chunk: inboxStart, inboxRows, stage1Rows, outStart, nRows, S, slotCounts[S],
- *    rowSrc[nRows], P, then P × (peer, peerInboxStart, count, src[count], dst[count])]
+ *    rowSrc[nRows], P, then P × (peer, peerInboxStart, peerOutStart, count, src[count], dst[count])]
  * Starts are row offsets into the rank's inbox / outbox; src/dst are relative to the chunk's start.
  */
 import type { RankChunk } from './exchange.ts';
@@ -16,7 +16,8 @@ export interface ChunkLayout {
   nRows: number;
   slotCounts: Int32Array;
   rowSrc: Int32Array;
-  forwards: { peer: number; peerInboxStart: number; src: Int32Array; dst: Int32Array }[];
+  /** peerOutStart: where the peer's entries sit in its outbox in the backward's reduction. */
+  forwards: { peer: number; peerInboxStart: number; peerOutStart: number; src: Int32Array; dst: Int32Array }[];
 }
 
 /** Row offsets of each chunk in every rank's inbox and outbox: [C][N]. */
@@ -35,7 +36,8 @@ export function chunkOffsets(chunks: RankChunk[][], epSize: number): Offsets {
   for (const per of chunks) {
     inbox.push(per.map((_, r) => inboxRows[r]));
     out.push(per.map((_, r) => outRows[r]));
-    per.forEach((ch, r) => { inboxRows[r] += ch.inboxRows; outRows[r] += ch.rows.length; });
+    // an outbox chunk holds its rows (ys) or, in the hierarchical backward, its token entries (a gateway may hold more)
+    per.forEach((ch, r) => { inboxRows[r] += ch.inboxRows; outRows[r] += Math.max(ch.rows.length, ch.inboxRows); });
   }
   // The backward pass writes dy rows into the inbox, laid out like the outbox.
   for (let r = 0; r < epSize; r++) inboxRows[r] = Math.max(inboxRows[r], outRows[r]);
@@ -47,7 +49,7 @@ export function metaWords(chunks: RankChunk[][], r: number, peers: number[]): nu
   let n = 1;
   for (const per of chunks) {
     const ch = per[r];
-    n += 6 + ch.slotCounts.length + ch.rows.length + 1 + 3 * peers.length;
+    n += 6 + ch.slotCounts.length + ch.rows.length + 1 + 4 * peers.length;
     for (const f of ch.forwards) n += 2 * f.src.length;
   }
   return n;
@@ -68,7 +70,7 @@ export function encodeMeta(meta: Int32Array, chunks: RankChunk[][], r: number, o
       // Every node peer gets a record, empty or not: the peer waits for one signal from each gateway.
       const f = ch.forwards.find((x) => x.peer === p);
       const n = f ? f.src.length : 0;
-      meta[i++] = p; meta[i++] = off.inbox[c][p]; meta[i++] = n;
+      meta[i++] = p; meta[i++] = off.inbox[c][p]; meta[i++] = off.out[c][p]; meta[i++] = n;
       if (f) { meta.set(f.src, i); meta.set(f.dst, i + n); }
       i += 2 * n;
     }
@@ -87,8 +89,8 @@ export function decodeMeta(meta: Int32Array): ChunkLayout[] {
     const P = meta[i++];
     const forwards: ChunkLayout['forwards'] = [];
     for (let p = 0; p < P; p++) {
-      const peer = meta[i++], peerInboxStart = meta[i++], n = meta[i++];
-      forwards.push({ peer, peerInboxStart, src: meta.subarray(i, i + n), dst: meta.subarray(i + n, i + 2 * n) });
+      const peer = meta[i++], peerInboxStart = meta[i++], peerOutStart = meta[i++], n = meta[i++];
+      forwards.push({ peer, peerInboxStart, peerOutStart, src: meta.subarray(i, i + n), dst: meta.subarray(i + n, i + 2 * n) });
       i += 2 * n;
     }
     out.push({ inboxStart, inboxRows, stage1Rows, outStart, nRows, slotCounts, rowSrc, forwards });

@@ -87,7 +87,7 @@ export interface Buffers {
 export type Command =
   | { op: 'init'; dim: number[]; hidden: number[]; activation: Activation; adamw: AdamWHyper; experts: ExpertArrays[][]; slotExperts: number[]; primary: boolean[] }
   | { op: 'fwd'; layer: number; call: number; save: boolean; buffers?: Buffers; timeoutMs: number }
-  | { op: 'bwd'; layer: number; call: number; chunks: number; buffers?: Buffers; timeoutMs: number }
+  | { op: 'bwd'; layer: number; call: number; chunks: number; buffers?: Buffers; timeoutMs: number; reduce?: boolean }
   | { op: 'getGrads'; layer: number }
   | { op: 'setGrads'; layer: number; grads: (ExpertArrays | null)[] }
   | { op: 'normSq' }

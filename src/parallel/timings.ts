@@ -18,7 +18,7 @@ export interface EpTraffic {
   dispatch: LinkBytes;
   /** forward ys home. */
   combine: LinkBytes;
-  /** backward dy to experts plus dxs home. */
+  /** backward dy to experts plus dxs home (reduced per token and node in hierarchical mode). */
   backward: LinkBytes;
   /** all phases. */
   total: LinkBytes;
@@ -39,6 +39,7 @@ export class EpClock {
   private idle: Float64Array;
   private sent: Float64Array;
   private sentInter: Float64Array;
+  private savedInter: Float64Array;
   private traffic: EpTraffic;
 
   constructor(n: number) {
@@ -47,6 +48,7 @@ export class EpClock {
     this.idle = new Float64Array(n);
     this.sent = new Float64Array(n);
     this.sentInter = new Float64Array(n);
+    this.savedInter = new Float64Array(n);
     this.traffic = EpClock.emptyTraffic();
   }
 
@@ -75,13 +77,17 @@ export class EpClock {
       addTo(t.total, tr.dispatch);
       addTo(t.total, tr.perRow);
     } else {
-      addTo(t.backward, tr.perRow, 2);
-      addTo(t.total, tr.perRow, 2);
+      addTo(t.backward, tr.perRow); // dy out
+      addTo(t.backward, tr.reduce); // dxs home
+      addTo(t.total, tr.perRow);
+      addTo(t.total, tr.reduce);
     }
     for (let r = 0; r < this.n; r++) {
       this.mainComm[r] += copyMs[r];
-      this.sent[r] += kind === 'fwd' ? tr.dispatchSent[r] + tr.rowsSent[r] : tr.rowsHomeSent[r] + tr.rowsSent[r];
-      this.sentInter[r] += kind === 'fwd' ? tr.dispatchSentInter[r] + tr.rowsSentInter[r] : tr.rowsHomeSentInter[r] + tr.rowsSentInter[r];
+      this.sent[r] += kind === 'fwd' ? tr.dispatchSent[r] + tr.rowsSent[r] : tr.rowsHomeSent[r] + tr.reduceSent[r];
+      this.sentInter[r] += kind === 'fwd' ? tr.dispatchSentInter[r] + tr.rowsSentInter[r] : tr.rowsHomeSentInter[r] + tr.reduceSentInter[r];
+      // what dedup saved against flat: the dispatch's copies per row, the dxs rows' per row
+      this.savedInter[r] += kind === 'fwd' ? tr.flatDispatchSentInter[r] - tr.dispatchSentInter[r] : tr.rowsSentInter[r] - tr.reduceSentInter[r];
     }
     // Without overlap the call would take at least the main thread's copies plus the busiest rank's work.
     const busy = this.busySoFar(timing).map((b, r) => b - busyBefore[r]);
@@ -100,7 +106,7 @@ export class EpClock {
       const comm = timing[4 * r + T_COMM] + this.mainComm[r];
       out.push({
         rank: r, compute_ms: compute, comm_ms: comm, idle_ms: this.idle[r],
-        bytes_sent: this.sent[r], bytes_inter: this.sentInter[r],
+        bytes_sent: this.sent[r], bytes_inter: this.sentInter[r], bytes_inter_saved: this.savedInter[r],
         comm_efficiency: compute + comm > 0 ? compute / (compute + comm) : 1,
       });
       timing[4 * r + T_COMPUTE] = 0;
@@ -111,6 +117,7 @@ export class EpClock {
     this.idle.fill(0);
     this.sent.fill(0);
     this.sentInter.fill(0);
+    this.savedInter.fill(0);
     return out;
   }
 

@@ -46,14 +46,25 @@ process.on('exit', () => {
 let store: ExpertStore | null = null;
 let inbox: Float32Array[] = [];
 let outbox: Float32Array | null = null;
+/** every rank's outbox (a gateway reads its node peers' partial sums there in the backward's reduction). */
+let outboxes: Float32Array[] = [];
 let meta: Int32Array | null = null;
 let fault: { kind: FaultKind; on: 'fwd' | 'bwd' } | null = null;
-/** call id → per chunk (outbox start, rows), for the backward pass. */
-const calls = new Map<number, { outStart: number; nRows: number }[]>();
+/** What the backward of one chunk needs of the forward's layout (copied: the meta buffer is reused by later calls). */
+interface ChunkRecord {
+  outStart: number;
+  nRows: number;
+  inboxRows: number;
+  rowSrc: Int32Array;
+  forwards: { peer: number; peerOutStart: number; src: Int32Array; dst: Int32Array }[];
+}
+/** call id → per chunk, for the backward pass. */
+const calls = new Map<number, ChunkRecord[]>();
 
 function setBuffers(b: Buffers): void {
   inbox = b.inbox.map((s) => new Float32Array(s));
-  outbox = new Float32Array(b.outbox[rank]);
+  outboxes = b.outbox.map((o) => new Float32Array(o));
+  outbox = outboxes[rank];
   meta = new Int32Array(b.meta[rank]);
 }
 
@@ -89,7 +100,7 @@ function forward(cmd: Extract<Command, { op: 'fwd' }>): void {
   const layout = decodeMeta(meta!);
   const mine = inbox[rank], out = outbox!;
   const D = experts().dim(cmd.layer);
-  const record: { outStart: number; nRows: number }[] = [];
+  const record: ChunkRecord[] = [];
   layout.forEach((ch, c) => {
     waitAtLeast(base + READY, c + 1, cmd.timeoutMs, `chunk ${c} of call ${cmd.call}`);
     let t0 = performance.now();
@@ -119,7 +130,10 @@ function forward(cmd: Extract<Command, { op: 'fwd' }>): void {
     out.set(y, ch.outStart * D);
     t1 = performance.now();
     timing[tm + T_COMM] += t1 - t0;
-    record.push({ outStart: ch.outStart, nRows: ch.nRows });
+    record.push({
+      outStart: ch.outStart, nRows: ch.nRows, inboxRows: ch.inboxRows, rowSrc: ch.rowSrc.slice(),
+      forwards: ch.forwards.map((f) => ({ peer: f.peer, peerOutStart: f.peerOutStart, src: f.src.slice(), dst: f.dst.slice() })),
+    });
     Atomics.store(ctrl, base + DONE, c + 1);
     bump();
   });
@@ -144,13 +158,42 @@ function backward(cmd: Extract<Command, { op: 'bwd' }>): void {
     const dx = experts().backward(cmd.layer, cmd.call, c, dy);
     t0 = performance.now();
     timing[tm + T_COMPUTE] += t0 - t1;
-    out.set(dx, ch.outStart * D);
+    if (cmd.reduce) reduceHome(ch, c, dx, D, cmd.timeoutMs);
+    else out.set(dx, ch.outStart * D);
     t1 = performance.now();
     timing[tm + T_COMM] += t1 - t0;
     Atomics.store(ctrl, base + DONE, c + 1);
     bump();
   });
   timing[tm + T_DONE_AT] = wallNow();
+}
+
+/**
+ * Hierarchical backward (exchange.ts): this rank's dx rows of a token summed into the token's inbox entry;
+ * entries of tokens a gateway forwarded go back to it (it reads them from this outbox once signalled), and as a
+ * gateway this rank adds its node peers' sums into its own entries, which then go home one per (token, node).
+ */
+function reduceHome(ch: ChunkRecord, c: number, dx: Float32Array, D: number, timeoutMs: number): void {
+  const out = outbox!;
+  const ent = new Float32Array(ch.inboxRows * D);
+  for (let i = 0; i < ch.nRows; i++) {
+    const e = ch.rowSrc[i] * D;
+    for (let d = 0; d < D; d++) ent[e + d] += dx[i * D + d];
+  }
+  out.set(ent, ch.outStart * D);
+  for (const f of ch.forwards) { // every node peer: its partial sums for my tokens, or my signal that mine are written
+    const at = rankBase(f.peer, N) + FWD + rank;
+    Atomics.store(ctrl, at, c + 1);
+    Atomics.notify(ctrl, at);
+  }
+  for (const f of ch.forwards) waitAtLeast(base + FWD + f.peer, c + 1, timeoutMs, `reduced dx of chunk ${c} from rank ${f.peer}`);
+  for (const f of ch.forwards) {
+    const peerOut = outboxes[f.peer];
+    for (let i = 0; i < f.src.length; i++) {
+      const s = (f.peerOutStart + f.dst[i]) * D, o = (ch.outStart + f.src[i]) * D;
+      for (let d = 0; d < D; d++) out[o + d] += peerOut[s + d];
+    }
+  }
 }
 
 /** Runs one command; returns the reply value (undefined for none). */
