@@ -51,7 +51,8 @@ function meanTimings(all: EpRankTiming[][]): EpRankTiming[] {
     const pick = (f: (t: EpRankTiming) => number, d = 1) => +(all.reduce((a, step) => a + f(step[r]), 0) / n).toFixed(d);
     return {
       rank: r, compute_ms: pick((t) => t.compute_ms), comm_ms: pick((t) => t.comm_ms), idle_ms: pick((t) => t.idle_ms),
-      bytes_sent: pick((t) => t.bytes_sent ?? 0, 0), bytes_inter: pick((t) => t.bytes_inter ?? 0, 0), comm_efficiency: pick((t) => t.comm_efficiency ?? 0, 3),
+      bytes_sent: pick((t) => t.bytes_sent ?? 0, 0), bytes_inter: pick((t) => t.bytes_inter ?? 0, 0), bytes_inter_saved: pick((t) => t.bytes_inter_saved ?? 0, 0),
+      comm_efficiency: pick((t) => t.comm_efficiency ?? 0, 3),
     };
   });
 }
