@@ -198,7 +198,7 @@ describe('dashboard server', () => {
 });
 
 describe('live view of the report charts', () => {
-  it('shows the newest step as the current load, and no capacity chart for dropless layers', async () => {
+  it('shows the newest step as the current load, and a capacity chart without a line for dropless layers', async () => {
     const { runSections } = await import('../src/report/run_charts.ts');
     const recs = writeSyntheticRun(path.join(tmp, 'live-view'), { steps: 12, layers: 2, experts: 4 });
     const run = { dir: tmp, name: 'x', config: null, configText: null, summary: null, records: recs };
@@ -210,8 +210,9 @@ describe('live view of the report charts', () => {
     const bars = (share.layered!.series[1] as Array<{ data: number[] }>)[0].data;
     bars.forEach((v, i) => expect(v).toBeCloseTo((100 * last[i]) / sum, 3));
     const dropless = recs.map((r) => ({ ...r, capacity_factor: [null, null] as unknown as number[] }));
-    const ids = runSections({ ...run, records: dropless }).sections.flatMap((s) => s.charts.map((c) => c.id));
-    expect(ids).not.toContain('capacity');
+    const cap = runSections({ ...run, records: dropless }).sections.flatMap((s) => s.charts).find((c) => c.id === 'capacity')!;
+    expect(cap.caption).toContain('dropless: no capacity limit'); // said, not an empty frame
+    expect((cap.option as { series: unknown[] }).series).toEqual([]);
     expect(live.map((c) => c.id)).toContain('capacity');
   });
 

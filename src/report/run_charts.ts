@@ -149,14 +149,14 @@ export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS, vi
   };
 
   const capArrays = records.some((r) => Array.isArray(r.capacity_factor));
-  // Dropless layers log capacity_factor null: no chart unless some layer has a capacity.
+  // Dropless layers log capacity_factor null: a line only where some layer has a capacity.
   const finiteCap = (c: unknown) => typeof c === 'number' && Number.isFinite(c);
   const hasCap = records.some((r) => (Array.isArray(r.capacity_factor) ? r.capacity_factor.some(finiteCap) : finiteCap(r.capacity_factor)));
   const capSeries: LineSeries[] = !hasCap ? [] : capArrays
     ? Array.from({ length: L }, (_, l) => ({ name: `layer ${l}`, data: pick(records, (r) => (Array.isArray(r.capacity_factor) ? r.capacity_factor[l] : r.capacity_factor), mp), color: PALETTE[l % PALETTE.length] }))
     : [{ name: 'capacity factor', data: pick(records, (r) => r.capacity_factor as number | undefined, mp), color: COLORS.capacity }];
-  // dropless: every layer's factor is null at every step; the chart says why it has no line
-  const dropless = hasCap && records.every((r) => (Array.isArray(r.capacity_factor) ? r.capacity_factor : [r.capacity_factor]).every((c) => c === null || c === undefined));
+  // dropless: the run logs capacity factors, all null (no layer has a capacity): the chart says so instead of a line
+  const dropless = !hasCap && records.some((r) => r.capacity_factor !== undefined);
   const DROPLESS = 'dropless: no capacity limit';
   const capChart: ChartSpec = dropless
     ? { id: 'capacity', title: 'Capacity factor', caption: `${DROPLESS} (every assignment is computed)`, group: g, option: { ...lineOption('capacity factor (×)', []), graphic: [{ type: 'text', left: 'center', top: 'middle', silent: true, style: { text: DROPLESS, fontSize: 16, fill: '#666' } }] } }
@@ -180,7 +180,7 @@ export function runSections(run: RunData, limits: RunLimits = DEFAULT_LIMITS, vi
         id: 'entropy', title: 'Router entropy', caption: `mean per-token entropy of the router distribution; uniform = ln E = ${Math.log(E).toFixed(3)} nats`, group: g,
         option: lineOption('entropy (nats)', [{ name: 'router entropy', data: pick(records, (r) => r.router_entropy, mp), color: COLORS.entropy }], { yMin: 0, markY: { value: Math.log(E), label: 'ln E' } }),
       },
-      hasCap ? capChart : null,
+      hasCap || dropless ? capChart : null,
       hasDead ? {
         id: 'dead', title: 'Dead experts', caption: 'experts with no tokens over the detection window, summed over MoE layers', group: g,
         option: lineOption('dead experts (count)', [{ name: 'dead experts', data: pick(records, (r) => r.dead_experts?.reduce((a, d) => a + d.length, 0), mp), color: COLORS.dead }], { yMin: 0 }),
