@@ -22,12 +22,16 @@ await initBackend(cfg.backend);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-ec-leak-'));
 const t = openTrainer(cfg, dir);
 const t0 = performance.now();
-for (let i = 0; i < steps; i++) t.trainStep();
-const causal = evaluate(t.model, t.data).loss;
+for (let i = 0; i < steps; i++) await t.trainStep();
+const causal = (await evaluate(t.model, t.data)).loss;
 // training: true routes expert choice over the whole batch, as in training (no other layer differs in training mode)
 const batches = t.data.validation();
 let sum = 0;
-for (const b of batches) sum += tf.tidy(() => forwardBatch(t.model, b, () => ({ training: true })).loss.dataSync()[0]);
+for (const b of batches) {
+  const out = await forwardBatch(t.model, b, () => ({ training: true }));
+  sum += (await out.loss.data())[0];
+  tf.dispose([out.loss, out.output, ...out.moe.flatMap((m) => [m.y, ...Object.values(m.aux), m.stats.meanProbs, m.stats.entropy])] as tf.Tensor[]);
+}
 t.dispose();
 fs.rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify({
