@@ -25,12 +25,12 @@ describeBackends('Trainer.dispose', (backend) => {
     ['moe_mlp on synthetic data, learned positions', { model_type: 'moe_mlp', data: { source: 'synthetic' }, layers: 1 }],
   ];
   for (const [name, over] of cases) {
-    it(`${name}: made, trained, evaluated, disposed → no tensor left`, () => {
+    it(`${name}: made, trained, evaluated, disposed → no tensor left`, async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-dispose-'));
       const before = tf.memory().numTensors;
       const t = openTrainer(cfgWith(backend, over), dir);
-      for (let i = 0; i < 3; i++) t.trainStep();
-      evaluate(t.model, t.data);
+      for (let i = 0; i < 3; i++) await t.trainStep();
+      await evaluate(t.model, t.data);
       t.dispose();
       expect(tf.memory().numTensors).toBe(before);
       fs.rmSync(dir, { recursive: true, force: true });
