@@ -115,14 +115,18 @@ async function checkAgainstSingleThread(ep: ExpertParallel, w: ExpertWeights, ac
   for (const s of settings) {
     ep.setComm(s);
     ep.scaleGrads(0); // start from zero gradients
+    // Each row is computed by the same kernel on the same inputs wherever it runs: ys and dxs are bit-identical in
+    // every setting. Expert gradients are too when each expert's rows arrive in one piece (ep 2, one chunk, no
+    // replicas); chunks and replicas add partial sums in another order (measured ≤ 4e-8 here).
     const ys = tf.tidy(() => ep.run(xs, plan).dataSync().slice());
-    expectClose(ys, ref.ys, 1e-6, 1e-5);
+    expectClose(ys, ref.ys, 0, 0);
     const dxs = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ep.run(v as tf.Tensor2D, plan), dy)))(xs).dataSync().slice());
-    expectClose(dxs, ref.dxs, 1e-6, 1e-5);
+    expectClose(dxs, ref.dxs, 0, 0);
     const g = await ep.getGrads();
-    expectClose(g.w1, ref.g[0], 1e-5, 1e-4);
-    expectClose(g.w2, ref.g[1], 1e-5, 1e-4);
-    if (w.w3) expectClose(g.w3!, ref.g[2], 1e-5, 1e-4);
+    const [atol, rtol] = ep.epSize === 2 && s.chunks === 1 ? [0, 0] : [1e-5, 1e-4];
+    expectClose(g.w1, ref.g[0], atol, rtol);
+    expectClose(g.w2, ref.g[1], atol, rtol);
+    if (w.w3) expectClose(g.w3!, ref.g[2], atol, rtol);
     const normSq = ref.g.reduce((s2, a) => s2 + Array.from(a).reduce((u, v) => u + v * v, 0), 0);
     expect(ep.globalGradNormSq()).toBeCloseTo(normSq, 4);
     const timings = ep.takeTimings();
