@@ -199,9 +199,14 @@ describe('train', () => {
       const run = path.join(tmp, `sigint-${signals}`);
       const metrics = path.join(run, 'metrics.jsonl');
       let pid = 0;
+      let ended = false;
       const done = cli(['train', '--config', config, '--out', run, '--set', 'checkpoint_every=0', '--set', 'steps=50'],
         { faults: true, env: { SY_TEST_PAUSE_AFTER_STEP: '1:4000' }, onSpawn: (p) => { pid = p; } });
-      while (!(fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('\n'))) await new Promise((r) => setTimeout(r, 20));
+      void done.then(() => { ended = true; });
+      while (!(fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('\n'))) {
+        if (ended) throw new Error(`the run ended before step 1 was logged: ${show(await done)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
       for (let i = 0; i < signals; i++) {
         process.kill(pid, 'SIGINT');
         await new Promise((r) => setTimeout(r, 300)); // separate deliveries: signals pending together merge into one
