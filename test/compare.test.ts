@@ -6,7 +6,7 @@ import { runCompare, endOfRunBalance, compareMarkdown, type MethodResult } from 
 import { methodOverrides, METHODS } from '../src/compare/methods.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { applyOverrides } from '../src/config/overrides.ts';
-import type { MetricRecord } from '../src/metrics/jsonl.ts';
+import { readMetrics, type MetricRecord } from '../src/metrics/jsonl.ts';
 
 describe('compare', () => {
   it('every method is a valid config over seed000.yaml and switches its own balancing on', () => {
@@ -31,8 +31,36 @@ describe('compare', () => {
     const results = await runCompare({ config: 'configs/seed000.yaml', methods: ['none', 'aux_free'], seeds: 2, out, sets: ['steps=30', 'dim=32', 'expert_hidden=64'] });
     const json = JSON.parse(fs.readFileSync(path.join(out, 'compare.json'), 'utf8'));
     expect(json.methods.map((m: { method: string }) => m.method)).toEqual(['none', 'aux_free']);
+    // Every number recomputed here from the runs' own files: summary.json for losses and step times, metrics.jsonl
+    // for balance over the last `window` logged steps (finite: NaN or a missing field fails).
+    const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sampleStd = (xs: number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - avg(xs)) ** 2, 0) / (xs.length - 1));
+    const runOf = (m: string, s: number) => {
+      const dir = path.join(out, 'runs', `${m}-seed${s}`);
+      return { summary: JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')), recs: readMetrics(path.join(dir, 'metrics.jsonl')) };
+    };
+    expect(json.window).toBe(6); // 20% of 30 steps
     for (const m of json.methods) {
-      for (const k of ['final_loss', 'final_loss_std', 'load_cv', 'max_load_share', 'maxvio', 'dropped_fraction', 'dead_experts', 'step_time_ratio']) expect(typeof m[k]).toBe('number');
+      const runs = [0, 1].map((s) => runOf(m.method, s));
+      const ref = [0, 1].map((s) => runOf('none', s));
+      const tails = runs.map((r) => r.recs.slice(-json.window));
+      const want: Record<string, number> = {
+        final_loss: avg(runs.map((r) => r.summary.final_loss)),
+        final_loss_std: sampleStd(runs.map((r) => r.summary.final_loss)),
+        load_cv: avg(tails.map((t) => avg(t.map((r) => r.load_cv)))),
+        max_load_share: avg(tails.map((t) => avg(t.map((r) => r.max_load_share)))),
+        maxvio: avg(tails.map((t) => avg(t.map((r) => r.maxvio)))),
+        dropped_fraction: 0, // dropless config: nothing is dropped
+        dead_experts: avg(tails.map((t) => t[0].expert_load[0].filter((_, e) => t.every((r) => r.expert_load[0][e] === 0)).length)),
+        step_time_ratio: avg(runs.map((r, i) => r.summary.step_time_ms / ref[i].summary.step_time_ms)),
+      };
+      for (const [k, v] of Object.entries(want)) {
+        expect(Number.isFinite(m[k]), `${m.method}.${k} = ${m[k]}`).toBe(true);
+        expect(m[k], `${m.method}.${k}`).toBeCloseTo(v, 10);
+      }
+      expect(m.final_loss_std).toBeGreaterThan(0); // two seeds train differently
+      expect(m.max_load_share).toBeGreaterThanOrEqual(1 / 8);
+      expect(m.max_load_share).toBeLessThanOrEqual(1);
     }
     expect(json.methods[0].step_time_ratio).toBe(1); // none is the reference
     expect(fs.readdirSync(path.join(out, 'runs')).sort()).toEqual(['aux_free-seed0', 'aux_free-seed1', 'none-seed0', 'none-seed1']);

@@ -1,5 +1,5 @@
 /**
- * Seeded, time-bounded fuzz of the safetensors reader: mutated valid files (truncation, byte flips in header
+ * Seeded fuzz of the safetensors reader (a fixed number of cases; the test timeout catches a hang): mutated valid files (truncation, byte flips in header
  * and data, header-length edits, JSON edits of offsets/shapes/dtypes/keys, text edits) must either throw a
  * SafetensorsError or decode into tensors whose bytes are exactly shape × dtype size and cover the data buffer.
  * Any other exception (RangeError from a huge allocation, TypeError, …) fails the test.
@@ -10,7 +10,6 @@ import { DTYPES, SafetensorsError, decodeSafetensors, encodeSafetensors, type Dt
 
 const BITS: Record<string, number> = { F4: 4, F6_E2M3: 6, F6_E3M2: 6, BOOL: 8, U8: 8, I8: 8, I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32, C64: 64, F64: 64, I64: 64, U64: 64 };
 const bitsOf = (d: string): number => BITS[d] ?? 8; // every fp8 is 8 bits
-const TIME_BUDGET_MS = 4000;
 const CASES = 10000;
 
 /** Valid files to start from: several dtypes, empty tensors, scalars, metadata. */
@@ -148,11 +147,10 @@ describe('safetensors fuzz', () => {
     const rng = new Rng(20240611);
     const bases = seeds(rng);
     for (const b of bases) expect(() => decodeSafetensors(b)).not.toThrow();
-    const start = performance.now();
     let cases = 0;
     let decoded = 0;
     const problems = new Map<string, number>();
-    for (; cases < CASES && performance.now() - start < TIME_BUDGET_MS; cases++) {
+    for (; cases < CASES; cases++) {
       const input = mutate(rng, bases[rng.int(bases.length)]);
       let result;
       try {
@@ -178,13 +176,11 @@ describe('safetensors fuzz', () => {
       }
       expect(total).toBe(input.length - 8 - n);
     }
-    const elapsed = performance.now() - start;
-    // Enough cases ran, and both outcomes happened (the mutations are neither all fatal nor all harmless).
-    expect(cases).toBeGreaterThanOrEqual(Math.min(CASES, 1000));
+    // Both outcomes happened (the mutations are neither all fatal nor all harmless).
     expect(decoded).toBeGreaterThan(cases * 0.05);
     expect(cases - decoded).toBeGreaterThan(cases * 0.3);
     expect(problems.size).toBeGreaterThan(10);
-    console.log(`safetensors fuzz: ${cases} cases in ${elapsed.toFixed(0)} ms, ${decoded} decoded, ${cases - decoded} rejected in ${problems.size} kinds`);
+    console.log(`safetensors fuzz: ${cases} cases, ${decoded} decoded, ${cases - decoded} rejected in ${problems.size} kinds`);
   });
 
   it('hostile lengths are rejected without allocating them', () => {
@@ -192,9 +188,10 @@ describe('safetensors fuzz', () => {
     for (const v of [2n ** 40n, 2n ** 63n, 2n ** 64n - 1n]) {
       const b = base.slice();
       new DataView(b.buffer).setBigUint64(0, v, true);
-      const t0 = performance.now();
+      // the work bound: refused from the 8-byte prefix, before any buffer of that length exists
+      const buffers = process.memoryUsage().arrayBuffers;
       expect(() => decodeSafetensors(b)).toThrow(/above the limit/);
-      expect(performance.now() - t0).toBeLessThan(200);
+      expect(process.memoryUsage().arrayBuffers - buffers).toBeLessThan(1 << 20);
     }
     const before = process.memoryUsage().arrayBuffers;
     const huge = new TextEncoder().encode(`{"w":{"dtype":"F64","shape":[${2 ** 47}],"data_offsets":[0,${2 ** 50}]}}`);

@@ -149,21 +149,55 @@ describeBackends('MoELayer with every router', () => {
     { type: 'sinkhorn' },
     { type: 'group_limited', numGroups: 2, topkGroups: 1 },
   ];
+  /** relu(x·W1[e])·W2[e] for one token, in plain arrays. */
+  const ffn = (xt: number[], w1: number[][][], w2: number[][][], e: number) => {
+    const h = w1[e][0].map((_, i) => Math.max(0, xt.reduce((s, v, d) => s + v * w1[e][d][i], 0)));
+    return w2[e][0].map((_, d) => h.reduce((s, hv, i) => s + hv * w2[e][i][d], 0));
+  };
   for (const router of routers) {
-    it(`${JSON.stringify(router)}: trains the gate, keeps the load invariants`, () => {
+    it(`${JSON.stringify(router)}: y = Σ gate weight · expert FFN over the router's picks, KL aux from its probs; trains the gate`, () => {
       const layer = new MoELayer({ ...base, numExperts: 4, router, capacityFactor: null, capacityPolicy: 'dropless', auxLosses: ['switch', 'z', 'kl'] }, new Rng(7));
+      layer.gate.assign(tf.tensor(randomArray(16, 32, 2), [4, 4])); // a gate that routes tokens differently
       const rng = new Rng(8);
       const T = 12;
-      const x = tf.tensor2d(randomArray(T * 4, 31, 1), [T, 4]);
+      const xArr = randomArray(T * 4, 31, 1);
+      const x = tf.tensor2d(xArr, [T, 4]);
+      const xs = Array.from({ length: T }, (_, t) => Array.from(xArr.slice(t * 4, t * 4 + 4)));
+      const gate = layer.gate.arraySync() as number[][];
+      const w1 = layer.experts.w1.arraySync() as number[][][];
+      const w2 = layer.experts.w2.arraySync() as number[][][];
+      let seen: { y: number[][]; kl: number; picks: [number, number, number][]; probs: number[][]; logits: number[][] } | null = null;
       const { value, grads } = tf.variableGrads(() => {
         const out = layer.forward(x, { training: true, rng, tau: 0.7 });
         const load = Array.from(out.stats.load);
         expect(load.reduce((a, b) => a + b, 0)).toBe(out.stats.assignments - out.stats.dropped);
         if (router.type === 'expert_choice') expect(load).toEqual(new Array(4).fill(Math.ceil(T * 2 / 4)));
         else expect(out.stats.assignments).toBe(T * 2);
+        const r = out.routing;
+        // (token, expert, weight) triples, whichever side chose
+        const picks: [number, number, number][] = [];
+        if (r.kind === 'token-choice') {
+          const idx = r.indices.arraySync() as number[][], w = r.weights.arraySync() as number[][];
+          idx.forEach((row, t) => row.forEach((e, j) => picks.push([t, e, w[t][j]])));
+        } else {
+          const tok = r.tokenIndices.arraySync() as number[][], w = r.weights.arraySync() as number[][];
+          tok.forEach((row, e) => row.forEach((t, c) => picks.push([t, e, w[e][c]])));
+        }
+        seen = { y: out.y.arraySync(), kl: out.aux.kl!.dataSync()[0], picks, probs: r.probs.arraySync(), logits: r.logits.arraySync() };
         return tf.add(tf.sum(tf.square(out.y)), out.aux.kl!) as tf.Scalar;
       }, [layer.gate, layer.experts.w1]);
-      expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+      const got = seen!;
+      // the router saw x·W_gate (noise, if any, is added after these logits)
+      expectClose(got.logits.flat(), xs.flatMap((xt) => gate[0].map((_, e) => xt.reduce((s, v, d) => s + v * gate[d][e], 0))), 1e-5, 1e-4);
+      expect(new Set(got.picks.map(([t, e]) => `${t}:${e}`)).size).toBe(got.picks.length); // no (token, expert) twice
+      const yRef = xs.map(() => new Array(4).fill(0));
+      for (const [t, e, w] of got.picks) ffn(xs[t], w1, w2, e).forEach((v, d) => { yRef[t][d] += w * v; });
+      expectClose(got.y.flat(), yRef.flat(), 1e-5, 1e-4);
+      const pBar = got.probs[0].map((_, e) => got.probs.reduce((s, row) => s + row[e], 0) / T);
+      const klRef = -Math.log(4) - pBar.reduce((s, p) => s + Math.log(p), 0) / 4;
+      expect(got.kl).toBeCloseTo(klRef, 5);
+      expect(got.kl).toBeGreaterThan(0); // this gate does not route uniformly
+      expect(value.dataSync()[0]).toBeCloseTo(yRef.flat().reduce((s, v) => s + v * v, 0) + klRef, 4);
       const gGate = grads[layer.gate.name].abs().sum().dataSync()[0];
       expect(gGate).toBeGreaterThan(0);
       layer.dispose();

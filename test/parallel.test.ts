@@ -126,10 +126,13 @@ async function checkAgainstSingleThread(ep: ExpertParallel, w: ExpertWeights, ac
     ep.setComm(s);
     ep.scaleGrads(0); // start from zero gradients
     ep.takeTimings(); ep.takeTraffic(); // and from no bytes (the previous setting's accumulation check moved some)
+    // Each row is computed by the same kernel on the same inputs wherever it runs: ys and dxs are bit-identical in
+    // every setting. Expert gradients are too when each expert's rows arrive in one piece (ep 2, one chunk, no
+    // replicas); chunks and replicas add partial sums in another order (measured ≤ 4e-8 here).
     const ys = tf.tidy(() => ep.run(xs, plan).dataSync().slice());
-    expectClose(ys, ref.ys, 1e-6, 1e-5);
+    expectClose(ys, ref.ys, 0, 0);
     const dxs = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ep.run(v as tf.Tensor2D, plan), dy)))(xs).dataSync().slice());
-    if (s.mode === 'flat') expectClose(dxs, ref.dxs, 1e-6, 1e-5);
+    if (s.mode === 'flat') expectClose(dxs, ref.dxs, 0, 0);
     else {
       // hierarchical reduces dxs per token on the way home: each token's sum lands in its first row, zeros elsewhere
       const byToken = (a: ArrayLike<number>) => { const o = new Float64Array(T * D); plan.tokenOfRow.forEach((t, n) => { for (let d = 0; d < D; d++) o[t * D + d] += a[n * D + d]; }); return o; };
@@ -138,9 +141,10 @@ async function checkAgainstSingleThread(ep: ExpertParallel, w: ExpertWeights, ac
       plan.tokenOfRow.forEach((t, n) => { if (!first.has(t)) { first.add(t); return; } for (let d = 0; d < D; d++) expect(dxs[n * D + d]).toBe(0); });
     }
     const g = await ep.getGrads();
-    expectClose(g.w1, ref.g[0], 1e-5, 1e-4);
-    expectClose(g.w2, ref.g[1], 1e-5, 1e-4);
-    if (w.w3) expectClose(g.w3!, ref.g[2], 1e-5, 1e-4);
+    const [atol, rtol] = ep.epSize === 2 && s.chunks === 1 ? [0, 0] : [1e-5, 1e-4];
+    expectClose(g.w1, ref.g[0], atol, rtol);
+    expectClose(g.w2, ref.g[1], atol, rtol);
+    if (w.w3) expectClose(g.w3!, ref.g[2], atol, rtol);
     const normSq = ref.g.reduce((s2, a) => s2 + Array.from(a).reduce((u, v) => u + v * v, 0), 0);
     expect(ep.globalGradNormSq()).toBeCloseTo(normSq, 4);
     const timings = ep.takeTimings();
@@ -326,20 +330,20 @@ describe('ExpertParallel failures', () => {
   afterAll(() => { tf.dispose([w.w1, w.w2, xs]); });
 
   for (const [kind, on] of [['throw', 'fwd'], ['exit', 'bwd'], ['hang', 'fwd']] as const) {
-    it(`a rank that ${kind === 'hang' ? 'hangs' : kind === 'exit' ? 'exits' : 'throws'} in ${on} makes the call throw naming it, in time; dispose ends every thread`, async () => {
+    // No wall-clock assertion: the message says which detector fired (a hang only by the 1500 ms deadline, a throw
+    // or an exit by the worker's own report); the test timeout catches a call that never returns.
+    it(`a rank that ${kind === 'hang' ? 'hangs' : kind === 'exit' ? 'exits' : 'throws'} in ${on} makes the call throw naming it; dispose ends every thread`, async () => {
       const ep = new ExpertParallel({ epSize: 2, layerWeights: w, activation: 'relu', timeoutMs: 1500, backend: 'cpu' });
       await ep.ready();
       ep.injectFault(1, kind, on);
       const before = tf.memory().numTensors;
-      const t0 = performance.now();
       const call = () => (on === 'fwd' ? tf.tidy(() => ep.run(xs, plan)) : tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(ep.run(v as tf.Tensor2D, plan)))(xs)));
       expect(call).toThrow(kind === 'hang' ? /rank 1 did not answer within 1500 ms/ : kind === 'exit' ? /rank 1 died/ : /rank 1 failed: injected fault in fwd/);
-      expect(performance.now() - t0).toBeLessThan(kind === 'hang' ? 4000 : 1500);
       // Nothing of ours leaks; tfjs's tape itself keeps one tensor when any gradient function throws.
       expect(tf.memory().numTensors - before).toBeLessThanOrEqual(on === 'bwd' ? 1 : 0);
       expect(() => ep.run(xs, plan)).toThrow(/unusable after an earlier failure/);
       await ep.dispose();
       expect(ep.aliveWorkers()).toBe(0);
-    });
+    }, 30_000);
   }
 });

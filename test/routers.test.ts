@@ -394,6 +394,91 @@ describeBackends('sinkhorn / routeSinkhorn', () => {
   });
 });
 
+// ---------- top-k (GShard/Switch, Mixtral, DeepSeek-V3) ----------
+type TopKRef = { k: number; scoring: 'softmax' | 'sigmoid'; order: 'softmax-topk' | 'topk-softmax'; renorm: boolean; bias?: number[] };
+/** The three top-k forms written out per row: selection scores, picks, gate weights, and the probs the losses see. */
+function refTopK(h: M, o: TopKRef) {
+  const b = (e: number) => (o.bias ? o.bias[e] : 0);
+  return h.map((r) => {
+    if (o.scoring === 'sigmoid') { // DeepSeek-V3: s = σ(h); pick by s + b; w = s / Σ picked s
+      const s = r.map(sigmoid);
+      const idx = topk(s.map((x, e) => x + b(e)), o.k);
+      const z = sum(idx.map((i) => s[i]));
+      return { sel: s.map((x, e) => x + b(e)), idx, w: idx.map((i) => s[i] / z), probs: s.map((x) => x / sum(s)) };
+    }
+    const p = softmaxRow(r);
+    if (o.order === 'topk-softmax') { // Mixtral: pick by logits; w = softmax over the k picked logits only
+      const idx = topk(r.map((x, e) => x + b(e)), o.k);
+      return { sel: r.map((x, e) => x + b(e)), idx, w: softmaxRow(idx.map((i) => r[i])), probs: p };
+    }
+    const idx = topk(p.map((x, e) => x + b(e)), o.k); // GShard/Switch: pick by p; w = p (renormalised over the k picks)
+    const z = o.renorm ? sum(idx.map((i) => p[i])) : 1;
+    return { sel: p.map((x, e) => x + b(e)), idx, w: idx.map((i) => p[i] / z), probs: p };
+  });
+}
+
+describeBackends('routeTopK', () => {
+  const h = separated(T, E, 71, 0.5);
+  const hm = to2d(h, T, E);
+  const bias = Array.from(randomArray(E, 72, 1.5));
+  const cases: TopKRef[] = [];
+  for (const k of [1, 2, 3]) {
+    cases.push({ k, scoring: 'softmax', order: 'softmax-topk', renorm: false }, { k, scoring: 'softmax', order: 'softmax-topk', renorm: true },
+      { k, scoring: 'softmax', order: 'topk-softmax', renorm: false }, { k, scoring: 'sigmoid', order: 'softmax-topk', renorm: false });
+  }
+  const withBias = cases.filter((c) => c.k === 2).map((c) => ({ ...c, bias }));
+  const run = (c: TopKRef, x = h) => routeTopK(tf.tensor2d(x, [T, E]), {
+    k: c.k, scoring: c.scoring, order: c.order, renormalize: c.renorm, bias: c.bias ? tf.tensor1d(c.bias) : undefined,
+  });
+
+  it('matches the plain-array reference in every mode: picks, weights, probs (with and without selection bias)', () => {
+    for (const c of [...cases, ...withBias]) {
+      const want = refTopK(hm, c);
+      const r = run(c);
+      const what = JSON.stringify({ ...c, bias: Boolean(c.bias) });
+      expect(rows(r.indices), what).toEqual(want.map((w) => w.idx));
+      checkPicks(r.indices, E, want.map((w) => w.sel));
+      const named = (part: string, check: () => void) => { try { check(); } catch (e) { throw new Error(`${what} ${part}: ${(e as Error).message}`); } };
+      named('weights', () => expectClose(r.weights.dataSync(), want.flatMap((w) => w.w), 1e-6, 1e-5));
+      named('probs', () => expectClose(r.probs.dataSync(), want.flatMap((w) => w.probs), 1e-6, 1e-5));
+      named('logits', () => expectClose(r.logits.dataSync(), h, 0, 0));
+    }
+  });
+
+  it('the reference cases tell the modes apart: the bias changes picks, renormalize changes weights, the orders differ under bias', () => {
+    // Without these the mode tests above could pass with one mode standing in for another.
+    for (const c of withBias) expect(refTopK(hm, c).map((w) => w.idx)).not.toEqual(refTopK(hm, { ...c, bias: undefined }).map((w) => w.idx));
+    const w = (c: TopKRef) => refTopK(hm, c).flatMap((x) => x.w);
+    const base: TopKRef = { k: 2, scoring: 'softmax', order: 'softmax-topk', renorm: false };
+    const differ = (a: number[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(x - b[i]))) > 1e-2;
+    expect(differ(w(base), w({ ...base, renorm: true }))).toBe(true);
+    // Without bias, Mixtral's softmax over the k picked logits is the renormalised softmax (same picks, same ratios);
+    // with bias they differ, because the bias is added to probabilities in one order and to logits in the other.
+    expect(differ(w({ ...base, renorm: true }), w({ ...base, order: 'topk-softmax' }))).toBe(false);
+    const idx = (c: TopKRef) => refTopK(hm, c).map((x) => x.idx);
+    expect(idx({ ...base, renorm: true, bias })).not.toEqual(idx({ ...base, order: 'topk-softmax', bias }));
+    // k = 1: renormalised and Mixtral weights are exactly 1, the plain softmax weight is p < 1
+    for (const c of cases.filter((x) => x.k === 1)) {
+      const ones = c.renorm || c.order === 'topk-softmax' || c.scoring === 'sigmoid';
+      for (const x of w(c)) expect(x === 1 || Math.abs(x - 1) < 1e-12).toBe(ones);
+    }
+  });
+
+  it('gradients of the weights match finite differences (renormalised softmax, Mixtral order, sigmoid + bias)', () => {
+    for (const c of [cases[5], cases[6], withBias[3]]) {
+      expect(minTopGap(refTopK(hm, c).map((x) => x.sel), c.k)).toBeGreaterThan(3e-3);
+      checkGrad((x) => dot(routeTopK(x, { k: c.k, scoring: c.scoring, order: c.order, renormalize: c.renorm, bias: c.bias ? tf.tensor1d(c.bias) : undefined }).weights), h, [T, E]);
+    }
+  });
+
+  it('rejects a bad k or bias shape with the bad value', () => {
+    const x = tf.zeros([T, E]) as tf.Tensor2D;
+    expect(() => routeTopK(x, { k: 0 })).toThrow(/k must be an integer in 1\.\.6, got 0/);
+    expect(() => routeTopK(x, { k: 7 })).toThrow(/got 7/);
+    expect(() => routeTopK(x, { k: 2, bias: tf.zeros([5]) as tf.Tensor1D })).toThrow(/bias must have shape \[6\], got \[5\]/);
+  });
+});
+
 // ---------- group-limited ----------
 function refGroupLimited(h: M, o: { k: number; G: number; kg: number; scoring: 'softmax' | 'sigmoid'; bias?: number[]; groupScore: 'max' | 'top2-sum'; renorm?: boolean }) {
   const En = h[0].length;
