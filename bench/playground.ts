@@ -9,7 +9,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium } from 'playwright-core';
 import { parseConfig } from '../src/config/load.ts';
 import { buildPlayground } from '../src/playground/build.ts';
 import { DEFAULT_SETTINGS, settingsToConfig } from '../src/playground/settings.ts';
@@ -45,6 +44,7 @@ export async function benchPlayground(opts: { rounds?: number; steps?: number; w
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-bench-playground-'));
   const html = path.join(dir, 'playground.html');
   fs.writeFileSync(html, (await buildPlayground()).html);
+  const { chromium } = await import('playwright-core'); // loaded when used: the GPU bundle of bench/run.ts has no browser
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'], headless: true });
   fs.mkdirSync(path.join(dir, 'node-run'));
   const trainer = openTrainer(cfg, path.join(dir, 'node-run'));

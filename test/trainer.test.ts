@@ -70,29 +70,29 @@ describeBackends('trainer', (backend) => {
   it('restore loads exactly what was saved into a model whose weights and moments were changed', async () => {
     const dir = tmp();
     const a = openTrainer(smallConfig({ backend, steps: 25 }), dir);
-    for (let i = 0; i < 3; i++) a.trainStep();
+    for (let i = 0; i < 3; i++) await a.trainStep();
     await a.save();
     const snap = (tr: Trainer) => Object.fromEntries(Object.entries({ ...tr.model.params, ...tr.model.buffers() }).map(([k, v]) => [k, Array.from(v.dataSync())]));
     // optimizer moments are keyed by tfjs variable names, which differ between trainers: key them by parameter name
-    const moments = (tr: Trainer) => {
-      const o = tr.optimizer.getState();
+    const moments = async (tr: Trainer) => {
+      const o = await tr.optimizer.getState();
       const by = (r: Record<string, Float32Array>) => Object.fromEntries(Object.entries(tr.model.params).map(([k, v]) => [k, Array.from(r[v.name])]));
       return { step: o.step, m: by(o.m), v: by(o.v) };
     };
-    const saved = { params: snap(a), opt: moments(a), state: a.state() };
+    const saved = { params: snap(a), opt: await moments(a), state: a.state() };
     a.dispose();
     // Same seed: a fresh trainer starts from the initial weights; move them and the moments away from those too.
     const b = openTrainer(smallConfig({ backend, steps: 25 }), dir);
     const vars = { ...b.model.params, ...b.model.buffers() };
     Object.values(vars).forEach((v, i) => v.assign(tf.tidy(() => tf.add(v, tf.tensor(randomArray(v.size, 100 + i, 0.5), v.shape)))));
-    const st = b.optimizer.getState();
+    const st = await b.optimizer.getState();
     const noise = (r: Record<string, Float32Array>, seed: number) => Object.fromEntries(Object.entries(r).map(([k, x], i) => [k, randomArray(x.length, seed + i, 1)]));
     b.optimizer.setState({ step: 7, m: noise(st.m, 300), v: noise(st.v, 500) });
     for (const [k, w] of Object.entries(snap(b))) expect(w, k).not.toEqual(saved.params[k]);
-    expect(moments(b)).not.toEqual(saved.opt);
+    expect(await moments(b)).not.toEqual(saved.opt);
     expect(b.restore()).toBe(3);
     for (const [k, w] of Object.entries(snap(b))) expect(w, k).toEqual(saved.params[k]);
-    expect(moments(b)).toEqual(saved.opt);
+    expect(await moments(b)).toEqual(saved.opt);
     expect(b.state()).toEqual(saved.state); // step, RNG streams, controllers, NaN counters
     b.dispose();
   });

@@ -4,6 +4,10 @@
  */
 import { Command } from 'commander';
 
+// A write past the file-size limit must fail with EFBIG (an error the command reports), not kill the process: the
+// lock library's exit hook (signal-exit) catches SIGXFSZ and re-raises it unless another listener is present.
+process.on('SIGXFSZ', () => {});
+
 const program = new Command();
 program
   .name('switchyard')

@@ -124,10 +124,3 @@ export async function writePlayground(out = DEFAULT_OUT): Promise<{ out: string;
   writeFileAtomic(out, r.html);
   return { out, sizes: r.sizes };
 }
-
-// `npm run build:playground [-- OUT]`
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { out, sizes } = await writePlayground(process.argv[2] ?? DEFAULT_OUT);
-  const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
-  console.log(`wrote ${out} (${mb(sizes.html)}: worker ${mb(sizes.worker)} incl. corpus ${mb(sizes.corpus)} and wasm ${mb(sizes.wasm)}, page ${mb(sizes.app)})`);
-}
