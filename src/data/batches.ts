@@ -81,3 +81,18 @@ export function syntheticDataset(seed: number, T: number, dim: number): Syntheti
   checkSynthetic(T, dim, 'syntheticDataset');
   return syntheticBatch(new Rng(seed), T, dim);
 }
+
+/** A batch of seed 000's regression task: T rows of dim inputs and targets. */
+export interface VectorBatch { kind: 'vectors'; inputs: Float32Array; targets: Float32Array; T: number; D: number }
+
+/**
+ * Seed 000's data for a config's shape: one fixed training set (the model must fit it) from seed + 1 and a
+ * validation set from seed + 2, T = batch_size · seq_len rows each.
+ */
+export function regressionData(cfg: { seed: number; batch_size: number; seq_len: number; dim: number }): { tokensPerBatch: number; next: () => VectorBatch; validation: () => VectorBatch[] } {
+  const T = cfg.batch_size * cfg.seq_len;
+  const vec = (d: SyntheticBatch): VectorBatch => ({ kind: 'vectors', inputs: d.inputs, targets: d.targets, T, D: cfg.dim });
+  const train = vec(syntheticDataset(cfg.seed + 1, T, cfg.dim));
+  const val = vec(syntheticDataset(cfg.seed + 2, T, cfg.dim));
+  return { tokensPerBatch: T, next: () => train, validation: () => [val] };
+}

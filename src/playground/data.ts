@@ -3,7 +3,7 @@
  * nlp-corpus slice, or seed 000's fixed random regression set. Same batch functions and RNG draws as the CLI's
  * data source, so a run exported to `switchyard train --config` sees the same batches in the same order.
  */
-import { evalBatches, sampleBatch, syntheticDataset } from '../data/batches.ts';
+import { evalBatches, regressionData, sampleBatch } from '../data/batches.ts';
 import { createTokenizer, encode, vocabSize } from '../data/tokenizer.ts';
 import type { Rng } from '../rng.ts';
 
@@ -35,11 +35,7 @@ export function playgroundData(cfg: Shape, text: { train: string; val: string })
   const B = cfg.batch_size;
   const L = cfg.seq_len;
   if (cfg.model_type === 'moe_mlp') {
-    const T = B * L;
-    const train = syntheticDataset(cfg.seed + 1, T, cfg.dim);
-    const val = syntheticDataset(cfg.seed + 2, T, cfg.dim);
-    const vec = (d: { inputs: Float32Array; targets: Float32Array }): PlaygroundBatch => ({ kind: 'vectors', inputs: d.inputs, targets: d.targets, T, D: cfg.dim });
-    return { vocab: 0, tokensPerBatch: T, next: () => vec(train), validation: () => [vec(val)], sample: null };
+    return { vocab: 0, ...regressionData(cfg), sample: null }; // seed 000's task, as the CLI trains it
   }
   const tok = createTokenizer('byte', text.train);
   const trainIds = encode(tok, text.train);

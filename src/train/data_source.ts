@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Config } from '../config/schema.ts';
-import { evalBatches, sampleBatch, syntheticDataset, type TokenBatch } from '../data/batches.ts';
+import { evalBatches, regressionData, sampleBatch, type TokenBatch } from '../data/batches.ts';
 import { loadCorpus, splitTrainVal } from '../data/corpus.ts';
 import { createTokenizer, encode, tokenizerFromJson, vocabSize, type Tokenizer } from '../data/tokenizer.ts';
 import { readRegularText } from '../io/regular_file.ts';
@@ -20,12 +20,7 @@ export function createDataSource(cfg: Config, runDir: string): DataSource {
   const B = cfg.batch_size;
   const L = cfg.seq_len;
   if (cfg.model_type === 'moe_mlp') {
-    // Seed 000: one fixed set of random inputs/targets (the model must fit it); validation is a second set.
-    const T = B * L;
-    const train = syntheticDataset(cfg.seed + 1, T, cfg.dim);
-    const val = syntheticDataset(cfg.seed + 2, T, cfg.dim);
-    const vec = (d: { inputs: Float32Array; targets: Float32Array }): Batch => ({ kind: 'vectors', inputs: d.inputs, targets: d.targets, T, D: cfg.dim });
-    return { vocab: 0, tokenizer: null, tokensPerBatch: T, next: () => vec(train), validation: () => [vec(val)] };
+    return { vocab: 0, tokenizer: null, ...regressionData(cfg) }; // seed 000's task
   }
   const text = loadCorpus({ source: cfg.data.source as 'nlp-corpus' | 'file', path: cfg.data.path, maxChars: cfg.data.max_chars });
   const { train, val } = splitTrainVal(text, cfg.data.val_fraction);
