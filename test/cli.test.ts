@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, it, expect, beforeAll } from 'vitest';
+import { tinyLmYaml } from './helpers.ts';
 import { readSafetensorsFile } from '../src/io/safetensors.ts';
 import { readMetrics } from '../src/metrics/jsonl.ts';
 
@@ -37,23 +38,7 @@ function cli(args: string[], opts: RunOptions = {}): Promise<Run> {
 const show = (r: Run) => `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 /** A one-block LM on 200 kB of the corpus: a step takes milliseconds. */
-const SMALL = `
-layers: 1
-dim: 32
-heads: 2
-expert_num: 4
-top_k: 2
-expert_hidden: 32
-seq_len: 16
-batch_size: 4
-steps: 6
-eval_every: 0
-log_every: 1
-checkpoint_every: 1
-warmup_steps: 0
-lr: 3.0e-3
-data: { source: nlp-corpus, max_chars: 200000 }
-`;
+const SMALL = tinyLmYaml({ dim: 32, expert_hidden: 32, batch_size: 4, steps: 6, checkpoint_every: 1, eval_batches: undefined, lr: 3.0e-3, data: { source: 'nlp-corpus', max_chars: 200000 } });
 const config = fs.mkdtempSync(path.join(tmp, 'cfg-')) + '/small.yaml';
 fs.writeFileSync(config, SMALL);
 

@@ -1,6 +1,7 @@
 /** Test helpers: run a suite on every CPU backend, compare arrays, finite differences. */
 import * as tf from '@tensorflow/tfjs';
 import { describe, beforeAll, expect } from 'vitest';
+import { stringify as stringifyYaml } from 'yaml';
 import { initBackend, type BackendName } from '../src/backend.ts';
 
 /** Numbers are checked on both wasm and cpu (the project's rule). */
@@ -64,4 +65,13 @@ export function randomArray(n: number, seed = 1, scale = 1): Float32Array {
     out[i] = (s / 4294967296) * 2 * scale - scale;
   }
   return out;
+}
+
+/** A one-block MoE LM config as YAML (steps take milliseconds); `over` replaces or adds top-level fields. */
+export function tinyLmYaml(over: Record<string, unknown> = {}): string {
+  const base: Record<string, unknown> = {
+    layers: 1, dim: 16, heads: 2, expert_num: 4, top_k: 2, expert_hidden: 16, seq_len: 16, batch_size: 2, steps: 4,
+    eval_every: 0, eval_batches: 1, log_every: 1, checkpoint_every: 2, warmup_steps: 0, data: { source: 'nlp-corpus', max_chars: 20000 },
+  };
+  return stringifyYaml({ ...base, ...over });
 }

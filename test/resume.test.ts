@@ -7,28 +7,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it, expect } from 'vitest';
+import { tinyLmYaml } from './helpers.ts';
 import { readMetrics } from '../src/metrics/jsonl.ts';
 
 const CLI = path.resolve('bin/switchyard.js');
-const CONFIG = `
-layers: 1
-dim: 32
-heads: 2
-expert_num: 4
-top_k: 2
-expert_hidden: 32
-seq_len: 16
-batch_size: 4
-steps: 40
-eval_every: 0
-log_every: 1
-checkpoint_every: 8
-warmup_steps: 0
-lr: 3.0e-3
-router: { type: noisy_topk }
-balance: { gate_adjust: { enabled: true, learned: true } }
-data: { source: nlp-corpus, max_chars: 200000 }
-`;
+const CONFIG = tinyLmYaml({
+  dim: 32, expert_hidden: 32, batch_size: 4, steps: 40, checkpoint_every: 8, eval_batches: undefined, lr: 3.0e-3,
+  router: { type: 'noisy_topk' }, balance: { gate_adjust: { enabled: true, learned: true } }, data: { source: 'nlp-corpus', max_chars: 200000 },
+});
 
 function setup(): { dir: string; config: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-resume-'));

@@ -9,27 +9,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tinyLmYaml } from './helpers.ts';
 import { writeFileAtomic } from '../src/io/atomic.ts';
 import { LOCK_DIR, LOCK_OWNER } from '../src/train/run_folder.ts';
 
 const CLI = path.resolve('bin/switchyard.js');
-const TINY = `
-layers: 1
-dim: 16
-heads: 2
-expert_num: 4
-top_k: 2
-expert_hidden: 16
-seq_len: 16
-batch_size: 2
-steps: 4
-eval_every: 0
-eval_batches: 1
-log_every: 1
-checkpoint_every: 2
-warmup_steps: 0
-data: { source: nlp-corpus, max_chars: 20000 }
-`;
+const TINY = tinyLmYaml();
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-runfolder-'));
 const cfgFile = path.join(tmp, 'tiny.yaml');
