@@ -4,7 +4,7 @@
  * dotted path of ours. Where both the alias and our name are given, that is an error (which one wins
  * would be a guess).
  */
-import { showValue, type ConfigIssue } from './errors.ts';
+import { mappingAt, showValue, type ConfigIssue } from './errors.ts';
 
 /** alias → our dotted path, with the seed that uses the spelling. */
 export const SEED_ALIASES: Readonly<Record<string, string>> = Object.freeze({
@@ -30,19 +30,12 @@ export function resolveAliases(obj: unknown): Resolved {
   for (const [alias, target] of Object.entries(SEED_ALIASES)) {
     if (!Object.hasOwn(out, alias)) continue;
     const segs = target.split('.');
-    let cur = out;
-    let ok = true;
-    for (const s of segs.slice(0, -1)) {
-      const next = cur[s];
-      if (next === undefined) cur[s] = {};
-      else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
-        issues.push({ path: alias, message: `the seeds' spelling of ${target}, but the config's ${s} is ${showValue(next)}, not a mapping` });
-        ok = false;
-        break;
-      }
-      cur = cur[s] as Record<string, unknown>;
+    const at = mappingAt(out, segs.slice(0, -1));
+    if ('blockedBy' in at) {
+      issues.push({ path: alias, message: `the seeds' spelling of ${target}, but the config's ${at.blockedBy} is ${showValue(at.value)}, not a mapping` });
+      continue;
     }
-    if (!ok) continue;
+    const cur = at.mapping;
     const leaf = segs[segs.length - 1];
     if (Object.hasOwn(cur, leaf) || writtenAs.has(target)) {
       const other = writtenAs.get(target) ?? target;

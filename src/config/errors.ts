@@ -176,3 +176,18 @@ export function fromZodIssues(issues: readonly z.core.$ZodIssue[], input: unknow
   if (more > 0) out.push({ path: '', message: `and ${more} more problem${more === 1 ? '' : 's'} not listed (the first ${MAX_LISTED_ISSUES} are above)` });
   return out;
 }
+
+/**
+ * The mapping at `segs` inside obj, creating missing levels as empty mappings; or the first segment whose value
+ * is not a mapping (so nothing can be written below it).
+ */
+export function mappingAt(obj: Record<string, unknown>, segs: readonly string[]): { mapping: Record<string, unknown> } | { blockedBy: string; value: unknown } {
+  let cur = obj;
+  for (const s of segs) {
+    const next = cur[s];
+    if (next === undefined) cur[s] = {};
+    else if (next === null || typeof next !== 'object' || Array.isArray(next)) return { blockedBy: s, value: next };
+    cur = cur[s] as Record<string, unknown>;
+  }
+  return { mapping: cur };
+}

@@ -4,7 +4,7 @@
  */
 import { DEFAULT_CONFIG } from './schema.ts';
 import { parseYamlSafe } from '../io/yaml_safe.ts';
-import { ConfigError, getAt, showValue, suggestField, type ConfigIssue } from './errors.ts';
+import { ConfigError, getAt, mappingAt, showValue, suggestField, type ConfigIssue } from './errors.ts';
 import { canonicalPath } from './aliases.ts';
 
 interface Override {
@@ -72,19 +72,9 @@ export function applyOverrides(obj: unknown, overrides: readonly string[]): Reco
     if (!('text' in o)) { issues.push(o); continue; }
     const ov = o;
     const segs = ov.path.split('.');
-    let cur = out;
-    let ok = true;
-    for (const s of segs.slice(0, -1)) {
-      const next = cur[s];
-      if (next === undefined) cur[s] = {};
-      else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
-        issues.push({ path: ov.path, message: `--set ${JSON.stringify(text)}: the config's ${s} is ${showValue(next)}, not a mapping` });
-        ok = false;
-        break;
-      }
-      cur = cur[s] as Record<string, unknown>;
-    }
-    if (ok) cur[segs[segs.length - 1]] = ov.value;
+    const at = mappingAt(out, segs.slice(0, -1));
+    if ('blockedBy' in at) issues.push({ path: ov.path, message: `--set ${JSON.stringify(text)}: the config's ${at.blockedBy} is ${showValue(at.value)}, not a mapping` });
+    else at.mapping[segs[segs.length - 1]] = ov.value;
   }
   if (issues.length > 0) throw new ConfigError(issues, 'overrides');
   return out;
