@@ -79,6 +79,12 @@ describe('compare', () => {
     expect(compareMarkdown([r('none')], { config: 'c.yaml', seeds: 1 }, 5, 10)).not.toContain('†');
   });
 
+  it('names the command that reproduces it: methods, seeds and every --set', () => {
+    const r: MethodResult = { method: 'none', final_loss: 2.3, final_loss_std: 0, val_loss: 2.35, load_cv: 0.1, max_load_share: 0.2, maxvio: 0.3, dropped_fraction: 0, dead_experts: 0, step_time_ratio: 1, step_time_ms: 10, causal: true };
+    const md = compareMarkdown([r], { config: 'c.yaml', seeds: 2, methods: ['none', 'switch'], sets: ['steps=200', 'router.type=sinkhorn'] }, 5, 10);
+    expect(md.split('\n')[0]).toContain('`switchyard compare --config c.yaml --methods none,switch --seeds 2 --set steps=200 --set router.type=sinkhorn`');
+  });
+
   it('compare.json carries the causal flag and, for expert choice, the note', async () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-compare-'));
     await runCompare({ config: 'configs/seed000.yaml', methods: ['none', 'expert_choice'], seeds: 1, out, sets: ['steps=3', 'dim=16', 'expert_hidden=16'] });

@@ -98,13 +98,19 @@ export async function runCompare(opts: CompareOptions): Promise<MethodResult[]> 
     };
   });
   const notes = Object.fromEntries(opts.methods.filter((m) => METHODS[m].note).map((m) => [m, METHODS[m].note!]));
-  writeJsonAtomic(path.join(opts.out, 'compare.json'), { config: opts.config, seeds: opts.seeds, steps: base.steps, window, reference, methods: results, notes });
+  writeJsonAtomic(path.join(opts.out, 'compare.json'), { config: opts.config, command: compareCommand(opts), seeds: opts.seeds, sets: opts.sets ?? [], steps: base.steps, window, reference, methods: results, notes });
   writeFileAtomic(path.join(opts.out, 'compare.md'), compareMarkdown(results, opts, window, base.steps));
   return results;
 }
 
+/** The command line that reproduces a comparison: config, methods, seeds and every --set. */
+export function compareCommand(opts: Pick<CompareOptions, 'config' | 'seeds' | 'sets'> & { methods?: string[] }): string {
+  const sets = (opts.sets ?? []).map((s) => ` --set ${/^[\w.=+-]+$/.test(s) ? s : JSON.stringify(s)}`).join('');
+  return `switchyard compare --config ${opts.config}${opts.methods ? ` --methods ${opts.methods.join(',')}` : ''} --seeds ${opts.seeds}${sets}`;
+}
+
 /** The markdown table of a comparison (what the README shows). */
-export function compareMarkdown(results: MethodResult[], opts: Pick<CompareOptions, 'config' | 'seeds'>, window: number, steps: number): string {
+export function compareMarkdown(results: MethodResult[], opts: Pick<CompareOptions, 'config' | 'seeds' | 'sets'> & { methods?: string[] }, window: number, steps: number): string {
   const f = (x: number, d = 3) => x.toFixed(d);
   const g = (x: number) => x.toPrecision(3); // losses span 1e-6 (memorised synthetic data) to ~5 (LM)
   const hasVal = results.some((r) => r.val_loss !== null);
@@ -112,7 +118,7 @@ export function compareMarkdown(results: MethodResult[], opts: Pick<CompareOptio
   const sep = `|---|---|${hasVal ? '---|' : ''}---|---|---|---|---|---|`;
   const rows = results.map((r) => `| ${r.method}${r.causal ? '' : ' †'} | ${g(r.final_loss)} ± ${g(r.final_loss_std)} |${hasVal ? ` ${r.val_loss === null ? '—' : f(r.val_loss, 4)} |` : ''} ${f(r.load_cv)} | ${(100 * r.max_load_share).toFixed(1)}% | ${f(r.maxvio)} | ${(100 * r.dropped_fraction).toFixed(1)}% | ${f(r.dead_experts, 1)} | ${f(r.step_time_ratio, 2)}× |`);
   const leaks = results.filter((r) => !r.causal).map((r) => `\n† ${METHODS[r.method]?.note ?? `${r.method}: routing is not causal in training`}\n`);
-  return `\`switchyard compare --config ${opts.config} --seeds ${opts.seeds}\` — ${steps} steps; balance = mean over the last ${window} steps; means over ${opts.seeds} seed(s)\n\n${head}\n${sep}\n${rows.join('\n')}\n${leaks.join('')}`;
+  return `\`${compareCommand(opts)}\` — ${steps} steps; balance = mean over the last ${window} steps; means over ${opts.seeds} seed(s)\n\n${head}\n${sep}\n${rows.join('\n')}\n${leaks.join('')}`;
 }
 
 /** The terminal table of a comparison. */
