@@ -27,15 +27,15 @@ import { expectClose, randomArray } from './helpers.ts';
 
 const STEPS = 6;
 
-const cfg = (over: Record<string, unknown>, ep: number): Config => parseConfig({
+const cfg = (over: Record<string, unknown>, parallel: Record<string, unknown>): Config => parseConfig({
   layers: 1, dim: 16, heads: 2, expert_num: 4, top_k: 2, expert_hidden: 16, seq_len: 8, batch_size: 2,
   steps: STEPS, eval_every: 0, log_every: 1, checkpoint_every: STEPS, warmup_steps: 0, lr: 1e-2, grad_clip: 0.5,
-  aux_loss: { type: 'switch', weight: 0.01 }, data: { source: 'nlp-corpus', max_chars: 20_000 }, backend: 'cpu', parallel: { ep_size: ep }, ...over,
+  aux_loss: { type: 'switch', weight: 0.01 }, data: { source: 'nlp-corpus', max_chars: 20_000 }, backend: 'cpu', parallel, ...over,
 });
 
-async function run(over: Record<string, unknown>, ep: number) {
+async function run(over: Record<string, unknown>, parallel: Record<string, unknown>) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-epf-'));
-  await train(cfg(over, ep), { outDir: dir });
+  await train(cfg(over, parallel), { outDir: dir });
   const recs = readMetrics(path.join(dir, 'metrics.jsonl'));
   const weights = readSafetensorsFile(path.join(dir, 'checkpoints', `step-${String(STEPS).padStart(8, '0')}`, 'model.safetensors')).tensors;
   fs.rmSync(dir, { recursive: true, force: true });
@@ -49,10 +49,10 @@ function controllerNumbers(r: MetricRecord): { exact: unknown[]; close: number[]
   return { exact: [x.sparse_frozen, x.dead_experts, x.revived, x.revived_total], close };
 }
 
-/** ep_size 2 against ep_size 1 on the same config: losses, loads, controller numbers and every weight; returns ep 1's records. */
-async function expectSameAsEp1(over: Record<string, unknown>): Promise<MetricRecord[]> {
-  const one = await run(over, 1);
-  const two = await run(over, 2);
+/** `parallel` (default ep_size 2) against ep_size 1 on the same config: losses, loads, controller numbers and every weight; returns ep 1's records. */
+async function expectSameAsEp1(over: Record<string, unknown>, parallel: Record<string, unknown> = { ep_size: 2 }): Promise<MetricRecord[]> {
+  const one = await run(over, { ep_size: 1 });
+  const two = await run(over, parallel);
   expect(two.recs).toHaveLength(STEPS);
   expectClose(two.recs.map((r) => r.loss ?? NaN), one.recs.map((r) => r.loss ?? NaN), 1e-4, 1e-4);
   expect(two.recs.map((r) => r.expert_load)).toEqual(one.recs.map((r) => r.expert_load));
@@ -68,7 +68,7 @@ async function expectSameAsEp1(over: Record<string, unknown>): Promise<MetricRec
 describe('balancing features under expert parallelism', () => {
   it('the trainer no longer refuses them at ep_size 2', async () => {
     await initBackend('cpu', { quiet: true });
-    const c = cfg({ recompute: true, grad_accum_steps: 2, balance: { grad_reweight: { enabled: true }, sparse_accumulation: { enabled: true }, dead_expert: { revive: 'copy_hot' } } }, 2);
+    const c = cfg({ recompute: true, grad_accum_steps: 2, balance: { grad_reweight: { enabled: true }, sparse_accumulation: { enabled: true }, dead_expert: { revive: 'copy_hot' } } }, { ep_size: 2 });
     const t = new Trainer(c, { data: createDataSource(c, fs.mkdtempSync(path.join(os.tmpdir(), 'sy-epf-'))) });
     t.dispose();
   });
@@ -97,13 +97,22 @@ describe('balancing features under expert parallelism', () => {
 
   it('recompute (wasm): ep_size 2 equals ep_size 1, and the trainer asks its workers to recompute', async () => {
     await expectSameAsEp1({ backend: 'wasm', recompute: true, activation: 'swiglu' });
-    const c = cfg({ recompute: true }, 2);
+    const c = cfg({ recompute: true }, { ep_size: 2 });
     const t = new Trainer(c, { data: createDataSource(c, fs.mkdtempSync(path.join(os.tmpdir(), 'sy-epf-'))), startExpertParallel });
     await t.startParallel();
     expect((t.ep as ExpertParallel).recompute).toBe(true);
     await t.ep!.dispose();
     t.dispose();
   }, 120_000);
+
+  it('all four together at ep_size 4 on 2 nodes (hierarchical, wasm) equal ep_size 1', async () => {
+    const all = {
+      backend: 'wasm', expert_num: 8, top_k: 1, batch_size: 1, seq_len: 4, grad_accum_steps: 3, recompute: true, activation: 'swiglu',
+      balance: { grad_reweight: { enabled: true, mode: 'inverse_norm' }, sparse_accumulation: { enabled: true, min_active_share: 0.6 }, dead_expert: { window: 1, revive: 'copy_hot' } },
+    };
+    const recs = await expectSameAsEp1(all, { ep_size: 4, nodes: 2, mode: 'hierarchical' });
+    expect((recs[recs.length - 1] as unknown as Record<string, unknown>).revived_total as number).toBeGreaterThan(0);
+  }, 180_000);
 });
 
 describe('ExpertParallel per-expert commands, with a replicated expert', () => {
