@@ -46,6 +46,8 @@ export interface ExpertParallelOptions {
   timeoutMs?: number;
   /** each worker's tfjs backend; default 'wasm'. */
   backend?: Exclude<BackendName, 'webgpu'>;
+  /** keep only the expert input rows from forward and recompute the FFN's intermediates in backward; default false. */
+  recompute?: boolean;
 }
 
 export type { ExpertArrays, ExpertOptimizerState, EpTraffic, FaultKind };
@@ -54,6 +56,8 @@ export class ExpertParallel implements ExpertExecutor {
   readonly epSize: number;
   readonly numExperts: number;
   readonly placement: Placement;
+  /** whether the ranks keep only expert input rows and recompute the FFN in backward. */
+  readonly recompute: boolean;
   private comm: CommConfig;
   private readonly opts: ExpertParallelOptions;
   private readonly layers: ExpertWeights[];
@@ -82,6 +86,7 @@ export class ExpertParallel implements ExpertExecutor {
     checkPlacement(this.placement, this.numExperts, epSize);
     this.epSize = epSize;
     this.opts = opts;
+    this.recompute = opts.recompute ?? false;
     this.slots = rankSlots(this.placement, epSize);
     this.comm = { mode: 'flat', nodes: 1, chunks: 1 };
     this.setComm({ mode: opts.mode ?? 'flat', nodes: opts.nodes ?? 1, chunks: opts.chunks ?? 1 });
@@ -115,6 +120,7 @@ export class ExpertParallel implements ExpertExecutor {
         dim: this.layers.map((w) => shape3(w)[1]), hidden: this.layers.map((w) => shape3(w)[2]),
         experts: stacked.map((s, l) => splitStacked(s, shape3(this.layers[l]), this.slots[r].map((x) => x.expert))),
         slotExperts: this.slots[r].map((s) => s.expert), primary: this.slots[r].map((s) => s.replica === 0),
+        recompute: this.recompute,
       }), 'init');
     } catch (e) {
       await group.dispose();
@@ -238,15 +244,64 @@ export class ExpertParallel implements ExpertExecutor {
     this.g().command(() => ({ op: 'scale', s }), 'gradient scale');
   }
 
-  /** One AdamW step on every rank with the gradients summed since the last step; then zeroes them. */
-  step(lr: number): void {
+  /** g_e ← s_e·g_e for every expert e of layer l, on each of its replicas (s: [E] factors ≥ 0). */
+  scaleExpertGrads(l: number, s: ArrayLike<number>): void {
+    this.checkLayer(l, 'scaleExpertGrads');
+    if (s.length !== this.numExperts) throw new Error(`ExpertParallel.scaleExpertGrads: need ${this.numExperts} factors, got ${s.length}`);
+    const f = Array.from(s);
+    f.forEach((x, e) => { if (!Number.isFinite(x) || x < 0) throw new Error(`ExpertParallel.scaleExpertGrads: factor of expert ${e} must be a finite number ≥ 0, got ${x}`); });
+    this.g().command(() => ({ op: 'scaleExperts', layer: l, s: f }), 'expert gradient scale');
+  }
+
+  /** Per expert of layer l, over its accumulated gradients of w1, w2, w3 (replicas summed): ‖g_e‖₂ and mean |g_e|. */
+  expertGradStats(l: number): { norm: number[]; absMean: number[] } {
+    this.checkLayer(l, 'expertGradStats');
+    this.reduceReplicas(false); // the primary replica holds each expert's whole gradient
+    const got = this.g().command(() => ({ op: 'gradStats', layer: l }), 'expert gradient statistics') as { sumSq: number; sumAbs: number; size: number }[][];
+    const norm = new Array<number>(this.numExperts).fill(0);
+    const absMean = new Array<number>(this.numExperts).fill(0);
+    this.slots.forEach((slots, r) => slots.forEach((sl, i) => {
+      if (sl.replica !== 0) return;
+      const st = got[r][i];
+      norm[sl.expert] = Math.sqrt(st.sumSq);
+      absMean[sl.expert] = st.sumAbs / st.size;
+    }));
+    return { norm, absMean };
+  }
+
+  /**
+   * Expert `to` of layer l (every replica) ← expert `from`'s current weights + z·ρ·rms per matrix (z: unit
+   * normals per slice, the caller's, so the noise equals a main-thread copy's); optimizer state untouched.
+   */
+  copyExpert(l: number, from: number, to: number, z: ExpertArrays, rho: number): void {
+    this.checkLayer(l, 'copyExpert');
+    for (const e of [from, to]) if (!Number.isInteger(e) || e < 0 || e >= this.numExperts) throw new Error(`ExpertParallel.copyExpert: expert ${e} outside 0..${this.numExperts - 1}`);
+    if (!(Number.isFinite(rho) && rho >= 0)) throw new Error(`ExpertParallel.copyExpert: rho must be a finite number ≥ 0, got ${rho}`);
+    const g = this.g();
+    const src = this.placement.expertToRanks[from][0];
+    g.send(src, { op: 'getExpert', layer: l, expert: from });
+    const w = g.collect([src], 'expert copy (get)')[0] as ExpertArrays;
+    const dst = [...new Set(this.placement.expertToRanks[to])];
+    for (const r of dst) g.send(r, { op: 'setExpert', layer: l, expert: to, w, noise: z, rho });
+    g.collect(dst, 'expert copy (set)');
+  }
+
+  private checkLayer(l: number, who: string): void {
+    if (!Number.isInteger(l) || l < 0 || l >= this.layers.length) throw new Error(`ExpertParallel.${who}: layer ${l} outside 0..${this.layers.length - 1}`);
+  }
+
+  /**
+   * One AdamW step on every rank with the gradients summed since the last step; then zeroes them. Experts in
+   * frozen[l] (per layer) are held: weights and moments unchanged (sparse accumulation).
+   */
+  step(lr: number, frozen?: number[][]): void {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`ExpertParallel.step: lr must be a finite number ≥ 0, got ${lr}`);
     if (this.savedForwards > 0 && this.backwards === 0) {
       throw new Error('ExpertParallel.step: no backward pass reached the experts since the last step (does xs depend on a differentiated variable?)');
     }
     this.reduceReplicas(true);
     const g = this.g();
-    g.command(() => ({ op: 'step', lr }), 'optimizer step');
+    g.command(() => ({ op: 'step', lr, frozen }), 'optimizer step');
     this.replicaGrads = 'all'; // all zero
     this.clock.addIdle(g.timing);
     this.savedForwards = 0;
@@ -307,6 +362,11 @@ export class ExpertParallel implements ExpertExecutor {
     const g = this.g();
     g.send(rank, { op: 'fault', kind, on });
     g.collect([rank], 'fault injection');
+  }
+
+  /** Floats of activations the ranks keep for pending backward passes (summed over ranks). */
+  keptActivationFloats(): number {
+    return (this.g().command(() => ({ op: 'kept' }), 'kept activations') as number[]).reduce((a, b) => a + b, 0);
   }
 
   /** Worker threads still running. */

@@ -1,6 +1,8 @@
 /**
  * A worker's experts: weights of the slots it hosts (per layer), their gradients summed over calls
- * until step(), activations kept from forward for backward, and its own AdamW.
+ * until step(), activations kept from forward for backward (only the input rows with `recompute`: the
+ * FFN's intermediates are computed again in backward, by the same ops, so the gradients are the same), and
+ * its own AdamW.
  * Variables are named `l{layer}.e{expert}.w1|w2|w3`, the keys of getOpt/setOpt.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -9,6 +11,7 @@ import type { Activation } from '../moe/experts.ts';
 import { backwardBlock, disposeSaved, forwardBlock, type ExpertParams, type SavedBlock } from './expert_math.ts';
 import type { AdamWHyper, ExpertArrays } from './protocol.ts';
 import { slotName } from './stacking.ts';
+import { addRelNoise } from '../ops/rel_noise.ts';
 
 type Which = 'w1' | 'w2' | 'w3';
 
@@ -25,9 +28,9 @@ interface LayerState {
   slots: SlotState[];
 }
 
-/** Activations of one chunk: per non-empty slot, its saved block. */
+/** Activations of one chunk: per non-empty slot, its saved block, or only its input rows under recompute. */
 interface SavedChunk {
-  blocks: { slot: number; saved: SavedBlock }[];
+  blocks: { slot: number; saved: SavedBlock | null; input: tf.Tensor2D | null }[];
 }
 
 const WHICH: Which[] = ['w1', 'w2', 'w3'];
@@ -35,12 +38,14 @@ const WHICH: Which[] = ['w1', 'w2', 'w3'];
 export class ExpertStore {
   private layers: LayerState[];
   private readonly activation: Activation;
+  private readonly recompute: boolean;
   private readonly opt: AdamW;
   /** call id → chunk → activations. */
   private saved = new Map<number, SavedChunk[]>();
 
-  constructor(init: { dim: number[]; hidden: number[]; activation: Activation; adamw: AdamWHyper; experts: ExpertArrays[][]; slotExperts: number[]; primary: boolean[] }) {
+  constructor(init: { dim: number[]; hidden: number[]; activation: Activation; adamw: AdamWHyper; experts: ExpertArrays[][]; slotExperts: number[]; primary: boolean[]; recompute?: boolean }) {
     this.activation = init.activation;
+    this.recompute = init.recompute ?? false;
     this.layers = init.experts.map((slots, l) => {
       const D = init.dim[l], H = init.hidden[l];
       const shape: Record<Which, [number, number]> = { w1: [D, H], w2: [H, D], w3: [D, H] };
@@ -90,9 +95,12 @@ export class ExpertStore {
     let b = 0;
     slotCounts.forEach((count, s) => {
       if (count === 0) return;
-      const { y, saved } = forwardBlock(parts[b++], this.params(L.slots[s]), this.activation, save);
+      const x = parts[b++];
+      const keepInput = save && this.recompute;
+      const { y, saved } = forwardBlock(keepInput ? tf.clone(x) : x, this.params(L.slots[s]), this.activation, save && !this.recompute);
       ys.push(y);
-      if (saved) blocks.push({ slot: s, saved });
+      if (keepInput) blocks.push({ slot: s, saved: null, input: x });
+      else if (saved) blocks.push({ slot: s, saved, input: null });
     });
     if (save) {
       if (!this.saved.has(call)) this.saved.set(call, []);
@@ -108,13 +116,19 @@ export class ExpertStore {
     if (!rec) throw new Error(`worker: no saved activations for call ${call} chunk ${chunk} (backward twice, or forward not under a gradient tape?)`);
     const n = dy.length / L.D;
     const dyt = tf.tensor2d(dy, [n, L.D]);
-    const sizes = rec.blocks.map((bk) => bk.saved.x.shape[0]);
+    const sizes = rec.blocks.map((bk) => (bk.saved?.x ?? bk.input!).shape[0]);
     const parts = n === 0 ? [] : tf.split(dyt, sizes) as tf.Tensor2D[];
     dyt.dispose();
     const dxs: tf.Tensor2D[] = [];
     rec.blocks.forEach((bk, i) => {
       const s = L.slots[bk.slot];
-      const g = backwardBlock(bk.saved, parts[i], this.params(s), this.activation);
+      let saved = bk.saved;
+      if (!saved) { // recompute: the forward's intermediates again, from the kept input rows
+        const again = forwardBlock(bk.input!, this.params(s), this.activation, true);
+        again.y.dispose();
+        saved = again.saved!;
+      }
+      const g = backwardBlock(saved, parts[i], this.params(s), this.activation);
       parts[i].dispose();
       tf.tidy(() => {
         s.g.w1!.assign(tf.add(s.g.w1!, g.dw1));
@@ -122,7 +136,7 @@ export class ExpertStore {
         if (g.dw3) s.g.w3!.assign(tf.add(s.g.w3!, g.dw3));
       });
       for (const t of [g.dw1, g.dw2, g.dw3]) t?.dispose();
-      disposeSaved(bk.saved);
+      disposeSaved(saved);
       dxs.push(g.dx);
     });
     const chunks = this.saved.get(call)!;
@@ -141,6 +155,69 @@ export class ExpertStore {
     return sum;
   }
 
+  /** Floats of activations kept for backward (the input rows only under recompute). */
+  keptFloats(): number {
+    let n = 0;
+    for (const chunks of this.saved.values()) for (const ch of chunks) for (const b of ch?.blocks ?? []) {
+      if (b.input) n += b.input.size;
+      if (b.saved) for (const t of [b.saved.x, b.saved.h, b.saved.h3, b.saved.a]) n += t?.size ?? 0;
+    }
+    return n;
+  }
+
+  /** Per slot of layer l: Σ g² and Σ |g| over its w1, w2, w3 gradients, and their entry count. */
+  gradStats(l: number): { sumSq: number; sumAbs: number; size: number }[] {
+    return this.layer(l).slots.map((s) => {
+      let sumSq = 0, sumAbs = 0, size = 0;
+      for (const k of WHICH) {
+        const g = s.g[k];
+        if (!g) continue;
+        const [sq, ab] = tf.tidy(() => [tf.sum(tf.square(g)), tf.sum(tf.abs(g))]);
+        sumSq += sq.dataSync()[0];
+        sumAbs += ab.dataSync()[0];
+        size += g.size;
+        tf.dispose([sq, ab]);
+      }
+      return { sumSq, sumAbs, size };
+    });
+  }
+
+  /** g ← s[expert]·g for every slot of layer l (s indexed by expert id). */
+  scaleExperts(l: number, factors: number[]): void {
+    for (const s of this.layer(l).slots) {
+      const f = factors[s.expert];
+      if (f === 1) continue;
+      for (const k of WHICH) {
+        const g = s.g[k];
+        if (g) tf.tidy(() => g.assign(tf.mul(g, f)));
+      }
+    }
+  }
+
+  /** Weights of expert e of layer l (its first slot here). */
+  getExpert(l: number, e: number): ExpertArrays {
+    const s = this.layer(l).slots.find((x) => x.expert === e);
+    if (!s) throw new Error(`worker: layer ${l} hosts no slot of expert ${e}`);
+    return toArrays(s.p);
+  }
+
+  /** Every slot of expert e in layer l ← w + noise·ρ·rms(w) per matrix (noise null: a plain copy). */
+  setExpert(l: number, e: number, w: ExpertArrays, noise: ExpertArrays | null, rho: number): void {
+    for (const s of this.layer(l).slots) {
+      if (s.expert !== e) continue;
+      for (const k of WHICH) {
+        const t = s.p[k];
+        if (!t) continue;
+        const src = w[k];
+        if (!src || src.length !== t.size) throw new Error(`worker: ${k} needs ${t.size} values, got ${src?.length ?? 'none'}`);
+        tf.tidy(() => {
+          const x = tf.tensor(src, t.shape);
+          t.assign(noise ? addRelNoise(x, noise[k]!, rho) : x);
+        });
+      }
+    }
+  }
+
   /** g ← s·g for every slot. */
   scale(factor: number): void {
     for (const L of this.layers) for (const s of L.slots) for (const k of WHICH) {
@@ -149,17 +226,25 @@ export class ExpertStore {
     }
   }
 
-  /** AdamW on every slot with the accumulated gradients, then zero them and drop kept activations. */
-  step(lr: number): void {
+  /**
+   * AdamW on every slot with the accumulated gradients, then zero them and drop kept activations. Slots of
+   * `frozen[l]` experts get no gradient, so AdamW holds their weights and moments (sparse accumulation).
+   */
+  step(lr: number, frozen: number[][] = []): void {
     const grads: Record<string, tf.Tensor> = {};
-    for (const L of this.layers) for (const s of L.slots) for (const k of WHICH) if (s.p[k]) grads[s.p[k]!.name] = s.g[k]!;
+    this.layers.forEach((L, l) => {
+      for (const s of L.slots) {
+        if (frozen[l]?.includes(s.expert)) continue;
+        for (const k of WHICH) if (s.p[k]) grads[s.p[k]!.name] = s.g[k]!;
+      }
+    });
     this.opt.step(grads, lr);
     tf.tidy(() => { for (const L of this.layers) for (const s of L.slots) for (const k of WHICH) s.g[k]?.assign(tf.zerosLike(s.g[k]!)); });
     this.releaseSaved();
   }
 
   releaseSaved(): void {
-    for (const chunks of this.saved.values()) for (const ch of chunks) ch?.blocks.forEach((b) => disposeSaved(b.saved));
+    for (const chunks of this.saved.values()) for (const ch of chunks) ch?.blocks.forEach((b) => { if (b.saved) disposeSaved(b.saved); b.input?.dispose(); });
     this.saved.clear();
   }
 

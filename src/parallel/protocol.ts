@@ -85,16 +85,21 @@ export interface Buffers {
 
 /** Main → worker commands. Each is answered by ACK (and a reply message where it returns a value). */
 export type Command =
-  | { op: 'init'; dim: number[]; hidden: number[]; activation: Activation; adamw: AdamWHyper; experts: ExpertArrays[][]; slotExperts: number[]; primary: boolean[] }
+  | { op: 'init'; dim: number[]; hidden: number[]; activation: Activation; adamw: AdamWHyper; experts: ExpertArrays[][]; slotExperts: number[]; primary: boolean[]; recompute?: boolean }
   | { op: 'fwd'; layer: number; call: number; save: boolean; buffers?: Buffers; timeoutMs: number }
   | { op: 'bwd'; layer: number; call: number; chunks: number; buffers?: Buffers; timeoutMs: number; reduce?: boolean }
   | { op: 'getGrads'; layer: number }
   | { op: 'setGrads'; layer: number; grads: (ExpertArrays | null)[] }
   | { op: 'normSq' }
   | { op: 'scale'; s: number }
-  | { op: 'step'; lr: number }
+  | { op: 'scaleExperts'; layer: number; s: number[] }
+  | { op: 'gradStats'; layer: number }
+  | { op: 'step'; lr: number; frozen?: number[][] }
+  | { op: 'getExpert'; layer: number; expert: number }
+  | { op: 'setExpert'; layer: number; expert: number; w: ExpertArrays; noise: ExpertArrays | null; rho: number }
   | { op: 'getWeights'; layer: number }
   | { op: 'setWeights'; layer: number; experts: ExpertArrays[] }
+  | { op: 'kept' }
   | { op: 'getOpt' }
   | { op: 'setOpt'; state: AdamWState }
   | { op: 'fault'; kind: FaultKind; on: 'fwd' | 'bwd' };

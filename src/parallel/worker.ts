@@ -213,9 +213,14 @@ function handle(cmd: Command): unknown {
     case 'setGrads': experts().setGrads(cmd.layer, cmd.grads); return undefined;
     case 'normSq': return timed(() => experts().normSq());
     case 'scale': timed(() => experts().scale(cmd.s)); return undefined;
-    case 'step': timed(() => experts().step(cmd.lr)); calls.clear(); return undefined;
+    case 'scaleExperts': timed(() => experts().scaleExperts(cmd.layer, cmd.s)); return undefined;
+    case 'gradStats': return timed(() => experts().gradStats(cmd.layer));
+    case 'step': timed(() => experts().step(cmd.lr, cmd.frozen)); calls.clear(); return undefined;
+    case 'getExpert': return experts().getExpert(cmd.layer, cmd.expert);
+    case 'setExpert': timed(() => experts().setExpert(cmd.layer, cmd.expert, cmd.w, cmd.noise, cmd.rho)); return undefined;
     case 'getWeights': return experts().getWeights(cmd.layer);
     case 'setWeights': experts().setWeights(cmd.layer, cmd.experts); return undefined;
+    case 'kept': return experts().keptFloats();
     case 'getOpt': return experts().getOpt();
     case 'setOpt': experts().setOpt(cmd.state); return undefined;
     case 'fault': fault = { kind: cmd.kind, on: cmd.on }; return undefined;

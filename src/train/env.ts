@@ -13,6 +13,7 @@ import type { Rng } from '../rng.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import type { ExpertArrays } from '../parallel/protocol.ts';
 import type { ExpertOptimizerState } from '../parallel/stacking.ts';
+import type { RemoteExperts } from './controllers/types.ts';
 
 /** One micro-batch: token windows (moe_llama) or regression vectors (moe_mlp). */
 export type Batch =
@@ -68,13 +69,13 @@ export interface CheckpointStore {
  * The routed experts under expert parallelism (parallel.ep_size > 1): their weights, gradients and AdamW
  * live elsewhere (worker threads in Node). The step runs each MoE layer's experts through `executor(l)`.
  */
-export interface ExpertParallelBridge {
+export interface ExpertParallelBridge extends RemoteExperts {
   executor(layer: number): ExpertExecutor;
   /** Σ over the experts' gradients of g² (for global-norm clipping together with the main thread's). */
   globalGradNormSq(): number;
   scaleGrads(s: number): void;
-  /** one AdamW update of the experts at learning rate lr. */
-  step(lr: number): void;
+  /** one AdamW update of the experts at learning rate lr; experts in frozen[l] (per MoE layer) are held. */
+  step(lr: number, frozen?: number[][]): void;
   takeTimings(): EpRankTiming[];
   getWeights(layer: number): Promise<ExpertArrays>;
   setWeights(w: ExpertArrays, layer: number): Promise<void>;

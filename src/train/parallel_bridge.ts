@@ -18,7 +18,7 @@ export async function startExpertParallel(cfg: Config, layers: MoELayer[]): Prom
     epSize: p.ep_size, nodes: p.nodes, mode: p.mode, chunks: p.chunks, placement,
     layerWeights: layers.map((l) => l.experts), activation: layers[0].config.activation,
     adamw: { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weightDecay: cfg.weight_decay },
-    backend: cfg.backend === 'cpu' ? 'cpu' : 'wasm',
+    backend: cfg.backend === 'cpu' ? 'cpu' : 'wasm', recompute: cfg.recompute,
   });
   await ep.ready();
   return ep;

@@ -104,12 +104,6 @@ export class Trainer {
     this.dataRng = new Rng(cfg.seed + 1000);
     this.noiseRng = new Rng(cfg.seed + 2000);
     const parallel = cfg.parallel.ep_size > 1;
-    if (parallel) {
-      const b = cfg.balance;
-      const bad = [b.grad_reweight.enabled && 'balance.grad_reweight', b.sparse_accumulation.enabled && 'balance.sparse_accumulation',
-        b.dead_expert.revive === 'copy_hot' && 'balance.dead_expert.revive = copy_hot', cfg.recompute && 'recompute'].filter(Boolean);
-      if (bad.length) throw new Error(`parallel.ep_size = ${cfg.parallel.ep_size}: ${bad.join(', ')} change expert weights or gradients on the main thread and do not work with expert parallelism yet; use ep_size 1`);
-    }
     this.optimizer = new AdamW(parallel ? this.denseVariables() : this.model.variables(), { beta1: cfg.beta1, beta2: cfg.beta2, weightDecay: cfg.weight_decay });
     this.controllers = createControllers(cfg, { layers: this.model.moeLayers });
   }
@@ -237,6 +231,13 @@ export class Trainer {
       const out = sparse.finish(accum);
       const masks: Record<string, tf.Tensor> = {};
       out.frozenExperts.forEach((frozen, l) => {
+        if (this.ep) {
+          // the workers summed Σ_m g_m/accum over every micro-batch (an expert without tokens in m adds exactly 0):
+          // ĝ_e = (accum/a_e)·that sum, 0 for frozen experts, which step() then holds
+          const scales = Array.from(out.activeCounts[l], (a, e) => (frozen.includes(e) ? 0 : accum / a));
+          if (scales.some((x) => x !== 1)) this.ep.scaleExpertGrads(l, scales);
+          return;
+        }
         if (frozen.length === 0) return;
         const layer = this.model.moeLayers[l];
         for (const key of expertKeys(layer)) masks[key] = expertUpdateMask(frozen, layer.config.numExperts);
@@ -254,6 +255,7 @@ export class Trainer {
     const { grads: raw, res, masks, readouts, auxNames } = await this.accumulateGradients(batches, poison);
     const ctx: ControllerContext = {
       step: this.step, layers: this.model.moeLayers, loads: res.loads, routed: res.routed, capacities: res.capacity, taskLoss: NaN, // taskLoss: after the read
+      ...(this.ep ? { experts: this.ep } : {}),
     };
     let acc = raw;
     for (const c of this.controllers) {
@@ -279,7 +281,7 @@ export class Trainer {
       if (this.ep) {
         const scale = vals[o + 2];
         if (scale !== 1) this.ep.scaleGrads(scale); // the workers hold the expert gradients
-        this.ep.step(lr);
+        this.ep.step(lr, res.frozen);
       }
     } else this.ep?.scaleGrads(0); // drop the workers' gradients too: the step is skipped everywhere
     tf.dispose([...Object.values(clip.grads), ...Object.values(masks)]);

@@ -11,13 +11,15 @@
  *                  expert of a layer takes the (i mod #live)-th); w{1,2,3}[e] ← w{1,2,3}[h] + noise and
  *                  gate[:, e] ← gate[:, h] + noise, noise ~ N(0, (ρ·rms(slice))²) with ρ = copy_noise
  *                  (0.01): e starts as h's near-twin and splits h's tokens with it.
- * Both run on the device (nothing is read back). Neither touches the optimizer: the trainer may reset the revived slices' Adam moments (metrics list
+ * Both run on the device (nothing is read back); under expert parallelism copy_hot copies inside the workers
+ * (ctx.experts.copyExpert) with the same noise draws. Neither touches the optimizer: the trainer may reset the revived slices' Adam moments (metrics list
  * them as `revived`). Biases and logit adjustments are left to their own controllers.
  */
 import * as tf from '@tensorflow/tfjs';
 import { DeadExpertTracker } from '../../metrics/dead_experts.ts';
 import type { MoELayer } from '../../moe/layer.ts';
 import type { Rng } from '../../rng.ts';
+import { addRelNoise } from '../../ops/rel_noise.ts';
 import { checkContext, sameLayers, type Controller, type ControllerContext } from './types.ts';
 
 export type ReviveMode = 'none' | 'reinit_gate' | 'copy_hot';
@@ -100,9 +102,13 @@ export class DeadExpertController implements Controller {
           this.lastRevived.push({ layer: l, expert: e });
         } else {
           const h = live[i % live.length];
-          for (const w of [layer.experts.w1, layer.experts.w2, layer.experts.w3]) if (w) copyRow(w, h, e, this.copyNoise, this.rng);
+          const ws = [layer.experts.w1, layer.experts.w2, layer.experts.w3];
+          if (ctx.experts) { // expert parallelism: the weights live in the workers; same noise draws, same order
+            const [z1, z2, z3] = ws.map((w) => (w ? this.rng.normals(w.size / w.shape[0]) : null));
+            ctx.experts.copyExpert(l, h, e, { w1: z1!, w2: z2!, w3: z3 }, this.copyNoise);
+          } else for (const w of ws) if (w) copyRow(w, h, e, this.copyNoise, this.rng);
           const col = gateColumn(layer.gate, h);
-          const noisy = addRelNoise(col, this.copyNoise, this.rng);
+          const noisy = addRelNoise(col, this.rng.normals(col.size), this.copyNoise);
           setGateColumn(layer.gate, e, noisy);
           tf.dispose([col, noisy]);
           this.lastRevived.push({ layer: l, expert: e, from: h });
@@ -157,20 +163,11 @@ function gateColumn(gate: tf.Variable, e: number): tf.Tensor1D {
   return tf.tidy(() => tf.reshape(tf.gather(gate, [e], 1), [-1]) as tf.Tensor1D);
 }
 
-/** x + N(0, (ρ · rms(x))²) noise, elementwise, on the device (the unit normals come from the seeded host rng). */
-function addRelNoise(x: tf.Tensor, rho: number, rng: Rng): tf.Tensor {
-  const z = rng.normals(x.size);
-  return tf.tidy(() => {
-    const std = tf.mul(rho, tf.sqrt(tf.mean(tf.square(x)))); // ρ · rms(x)
-    return tf.add(x, tf.mul(tf.tensor(z, x.shape), std));
-  });
-}
-
 /** Stacked [E, …] weights: row `to` ← row `from` + relative noise (on the device). */
 function copyRow(w: tf.Variable, from: number, to: number, rho: number, rng: Rng): void {
   const E = w.shape[0];
   const row = tf.tidy(() => tf.gather(w, [from], 0)); // [1, …]
-  const noisy = addRelNoise(row, rho, rng);
+  const noisy = addRelNoise(row, rng.normals(row.size), rho);
   tf.tidy(() => {
     const mask = tf.equal(tf.range(0, E, 1, 'int32'), to).reshape([E, ...w.shape.slice(1).map(() => 1)]);
     w.assign(tf.where(tf.broadcastTo(mask, w.shape), tf.broadcastTo(noisy, w.shape), w));

@@ -15,6 +15,7 @@
  *                  The seed records the norms after the update and uses them a step later; we use the
  *                  current gradient, which is what "inverse gradient norm" says. Every active expert's
  *                  scaled norm becomes the harmonic mean of their norms (before clipping/Adam).
+ * Under expert parallelism (ctx.experts) the statistics come from the workers and the scales are applied there.
  * Note that Adam is invariant to a constant per-parameter gradient scale: under AdamW a scale that stays
  * the same for many steps mostly cancels in m̂/√v̂; the reweighting acts through its step-to-step changes
  * and through global-norm clipping. SGD sees it fully.
@@ -86,7 +87,9 @@ export class GradReweightController implements Controller {
       }
       const load = ctx.loads[l];
       const active = Array.from(load, (c) => c > 0);
-      const stats = keys.length > 0 && this.options.mode !== 'utilization' ? expertGradStats(keys.map((k) => grads[k])) : null;
+      const remote = ctx.experts; // expert parallelism: the expert gradients are in the workers
+      const needStats = this.options.mode !== 'utilization' && (remote !== undefined || keys.length > 0);
+      const stats = !needStats ? null : remote ? remote.expertGradStats(l) : expertGradStats(keys.map((k) => grads[k]));
       let raw: number[];
       switch (this.options.mode) {
         case 'utilization': {
@@ -108,6 +111,10 @@ export class GradReweightController implements Controller {
         stats.absMean.forEach((m, e) => { if (active[e]) imp[e] = IMPORTANCE_DECAY * imp[e] + (1 - IMPORTANCE_DECAY) * m; });
       }
       if (scales.every((s) => s === 1)) return scales;
+      if (remote) {
+        remote.scaleExpertGrads(l, scales);
+        return scales;
+      }
       const s = tf.tensor3d(scales, [E, 1, 1]);
       for (const k of keys) out[k] = tf.mul(grads[k], s); // [E, a, b] · [E, 1, 1]
       s.dispose();

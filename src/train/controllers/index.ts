@@ -15,7 +15,7 @@ import { GateAdjustController } from './gate_adjust.ts';
 import { GradReweightController } from './grad_reweight.ts';
 import type { Controller } from './types.ts';
 
-export type { Controller, ControllerContext } from './types.ts';
+export type { Controller, ControllerContext, RemoteExperts, ExpertSlices } from './types.ts';
 export { AuxFreeController, auxFreeBiasDelta } from './aux_free.ts';
 export { DynamicCapacityController, ratioRuleFactor, trendRuleFactor, linearTrend, TREND_RULE, type DynamicCapacityOptions, type CapacityRule } from './dynamic_capacity.ts';
 export { GateAdjustController, gateAdjustment, LEARNED_DEFAULTS, type GateAdjustOptions } from './gate_adjust.ts';

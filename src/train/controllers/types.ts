@@ -23,6 +23,29 @@ export interface ControllerContext {
   capacities: (number | null)[];
   /** this step's task loss. */
   taskLoss: number;
+  /** under expert parallelism: the routed experts' weights and gradients, which live in the workers (absent: on the layers). */
+  experts?: RemoteExperts;
+}
+
+/** Weights of one expert (row-major slices of the stacked w1 [D, H], w2 [H, D], w3 [D, H]). */
+export interface ExpertSlices {
+  w1: Float32Array;
+  w2: Float32Array;
+  w3: Float32Array | null;
+}
+
+/**
+ * Per-expert access to routed experts held elsewhere (expert-parallel workers), for the controllers that
+ * change expert gradients or weights. Calls block until the workers answer (expert parallelism runs on
+ * wasm/cpu only).
+ */
+export interface RemoteExperts {
+  /** Per expert e of layer l over its accumulated gradient slices of w1, w2, w3: ‖g_e‖₂ and mean |g_e| (a read). */
+  expertGradStats(layer: number): { norm: number[]; absMean: number[] };
+  /** g_e ← s_e·g_e for every expert e of layer l (s: [E]). */
+  scaleExpertGrads(layer: number, s: ArrayLike<number>): void;
+  /** w[to] ← w[from] + z·ρ·rms(w[from]) for w = w1, w2, w3 of layer l (z: unit normals per slice, drawn by the caller). */
+  copyExpert(layer: number, from: number, to: number, z: ExpertSlices, rho: number): void;
 }
 
 export interface Controller {
