@@ -19,10 +19,11 @@ interface ProductRow { shape: string; calls: number; ms: number; gflops: number 
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
-/** The PyTorch reference at a config's shape: one run of `steps` timed steps, one thread; null when python3 or torch is missing. */
+/** The PyTorch reference at a config's shape: one run of `steps` timed steps (one CPU thread, or CUDA beside WebGPU); null when python3 or torch is missing. */
 function pytorchStep(cfg: ReturnType<typeof loadConfig>, vocab: number, steps: number): TorchLm | null {
   const script = path.join(import.meta.dirname, 'torch', 'moe_lm.py');
-  const args = [script, '--device', 'cpu', '--threads', '1', '--layers', `${cfg.layers}`, '--dim', `${cfg.dim}`, '--heads', `${cfg.heads}`,
+  const gpu = tf.getBackend() === 'webgpu'; // beside a GPU run: PyTorch on CUDA; else one CPU thread
+  const args = [script, '--device', gpu ? 'cuda' : 'cpu', '--threads', gpu ? '0' : '1', '--layers', `${cfg.layers}`, '--dim', `${cfg.dim}`, '--heads', `${cfg.heads}`,
     '--experts', `${cfg.expert_num}`, '--topk', `${cfg.top_k}`, '--expert-hidden', `${cfg.expert_hidden}`, '--vocab', `${vocab}`,
     '--batch', `${cfg.batch_size}`, '--seq', `${cfg.seq_len}`, '--steps', `${steps}`, '--warmup', '2'];
   try {
@@ -61,7 +62,7 @@ export async function benchStepProfile(opts: { steps?: number; rounds?: number; 
     const params = trainer.model.numParams();
     console.log(`${config} training step (${tf.getBackend()}, ${params} parameters, ${tokens} tokens): median ${ms.toFixed(1)} ms, ${Math.round(tokens / (ms / 1000))} tokens/s`);
     const ratios = out.flatMap((r) => (r.ratio ? [r.ratio] : []));
-    if (ratios.length) console.log(`PyTorch eager fp32, 1 thread, same shape (${torch!.params} parameters): median ${median(out.map((r) => r.pytorch_ms!)).toFixed(1)} ms; ours / PyTorch per round ${ratios.join(', ')}, median ${median(ratios)}`);
+    if (ratios.length) console.log(`PyTorch eager fp32 (${tf.getBackend() === 'webgpu' ? 'CUDA' : '1 CPU thread'}), same shape (${torch!.params} parameters): median ${median(out.map((r) => r.pytorch_ms!)).toFixed(1)} ms; ours / PyTorch per round ${ratios.join(', ')}, median ${median(ratios)}`);
 
     const prof = await tf.profile(async () => { await trainer.trainStep(); });
     const byName = new Map<string, { calls: number; ms: number }>();

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only profile,lm,speed,plan,parallel,report,sparse_accumulation,playground,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt] [-- --torch-lm c.txt] [-- --pytorch] [-- --label KEY]`:
+ * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only profile,lm,speed,plan,parallel,report,sparse_accumulation,playground,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt] [-- --torch-lm c.txt] [-- --pytorch] [-- --profile-config FILE.yaml] [-- --label KEY]`:
  * runs the benchmarks and writes bench/results.json (merged per backend, so wasm and webgpu figures can
  * live side by side). `speed` (bench/run_speed.ts) prints its markdown table; `--torch` takes the output
  * of reference_moe_torch.py (as given, then with x.requires_grad) from the same device call; `lm` (bench/lm.ts)
@@ -43,7 +43,7 @@ if (backend === 'webgpu') {
   } catch { /* not an NVIDIA machine */ }
 }
 const benches: Record<string, () => Promise<Record<string, unknown>>> = {
-  profile: () => benchStepProfile({ pytorch: args.includes('--pytorch'), steps: args.includes('--quick') ? 2 : undefined, rounds: args.includes('--quick') ? 1 : undefined }),
+  profile: () => benchStepProfile({ config: arg('profile-config'), pytorch: args.includes('--pytorch'), steps: args.includes('--quick') ? 2 : undefined, rounds: args.includes('--quick') ? 1 : undefined }),
   speed: () => benchSpeed({ quick: args.includes('--quick'), smoke: args.includes('--smoke'), torch: arg('torch')?.split(',') }),
   lm: () => benchLm({ torchLm: arg('torch-lm')?.split(','), steps: args.includes('--quick') ? 2 : undefined }),
   moe: () => benchMoe(),
