@@ -104,11 +104,20 @@ function runSync(steps: ForwardSteps): ModelOutput {
   return r.value;
 }
 
+/** How an asynchronous forward reads a layer's routing (data parallelism adds an all-reduce of its statistics). */
+export type RoutingReader = (req: RoutingRequest) => Promise<HostRouting>;
+
 /** Runs a forward generator to its end, reading each MoE layer's routing with `await data()`. */
-async function runAsync(steps: ForwardSteps): Promise<ModelOutput> {
+async function runAsync(steps: ForwardSteps, read: RoutingReader = readLayerRouting): Promise<ModelOutput> {
   let r = steps.next();
-  while (!r.done) r = steps.next(await readLayerRouting(r.value));
+  while (!r.done) r = steps.next(await read(r.value));
   return r.value;
+}
+
+/** The layer's forward context with its host routing (and any balance statistics read with it). */
+function withHost(c: ForwardContext, host: HostRouting | undefined): ForwardContext {
+  if (!host) return c;
+  return host.globalStats ? { ...c, hostRouting: host, globalStats: host.globalStats } : { ...c, hostRouting: host };
 }
 
 export interface ModelOutput {
@@ -198,8 +207,8 @@ export class MoEModel {
   }
 
   /** forwardLM with each MoE layer's routing read by `await data()`: the one forward pass every backend trains with. */
-  forwardLMAsync(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext): Promise<ModelOutput> {
-    return runAsync(this.lmSteps(inputs, targets, B, L, ctx));
+  forwardLMAsync(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext, read?: RoutingReader): Promise<ModelOutput> {
+    return runAsync(this.lmSteps(inputs, targets, B, L, ctx), read);
   }
 
   /** moe_mlp forward: x [T, D] through the MoE layers in turn; MSE against targets (synchronous reads). */
@@ -208,8 +217,8 @@ export class MoEModel {
   }
 
   /** forwardMlp with each MoE layer's routing read by `await data()`. */
-  forwardMlpAsync(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext): Promise<ModelOutput> {
-    return runAsync(this.mlpSteps(x, target, ctx));
+  forwardMlpAsync(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext, read?: RoutingReader): Promise<ModelOutput> {
+    return runAsync(this.mlpSteps(x, target, ctx), read);
   }
 
   private *lmSteps(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext): ForwardSteps {
@@ -230,7 +239,7 @@ export class MoEModel {
       if (layer) {
         const c = ctx(moe.length);
         const host = yield { layer, x, ctx: c };
-        const out = layer.forward(x, host ? { ...c, hostRouting: host } : c);
+        const out = layer.forward(x, withHost(c, host));
         moe.push(out);
         f = out.y;
       } else {
@@ -248,7 +257,7 @@ export class MoEModel {
     for (const [i, layer] of this.moeLayers.entries()) {
       const c = ctx(i);
       const host = yield { layer, x: h, ctx: c };
-      const out = layer.forward(h, host ? { ...c, hostRouting: host } : c);
+      const out = layer.forward(h, withHost(c, host));
       moe.push(out);
       h = out.y;
     }

@@ -14,7 +14,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/schema.ts';
 import { checkGpuErrors, trimGpuPool } from '../webgpu_device.ts';
 import type { GlobalBalanceStats } from '../losses/global_batch.ts';
-import { MoEModel, auxLossWeights, type ModelOutput } from '../model/model.ts';
+import { dataParallelIssues } from '../config/checks.ts';
+import { MoEModel, auxLossWeights, readLayerRouting, type ModelOutput, type RoutingReader } from '../model/model.ts';
 import type { ForwardContext } from '../moe/layer.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { clipOnDevice, normFromParts } from '../optim/clip.ts';
@@ -22,7 +23,7 @@ import { scoped, variableGradsAsync } from '../ops/async_grads.ts';
 import { learningRate } from '../optim/schedule.ts';
 import { Rng } from '../rng.ts';
 import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
-import type { Batch, Checkpoint, CheckpointStore, DataSource, ExpertParallelBridge, TrainState, TrainerEnv } from './env.ts';
+import type { Batch, Checkpoint, CheckpointStore, DataParallelBridge, DataParallelPeers, DataSource, ExpertParallelBridge, RankResult, TrainState, TrainerEnv } from './env.ts';
 
 export type { Batch, DataSource, TrainerEnv } from './env.ts';
 
@@ -37,10 +38,80 @@ export function learningRateAt(step: number, cfg: Config): number {
   return learningRate(step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
 }
 
-/** Runs the model on one batch, each MoE layer's routing read with `await data()` (every backend). */
-export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext): Promise<ModelOutput> {
-  if (batch.kind === 'tokens') return model.forwardLMAsync(batch.inputs, batch.targets, batch.B, batch.L, ctx);
-  return model.forwardMlpAsync(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx);
+/** Runs the model on one batch, each MoE layer's routing read with `await data()` (every backend), or by `read`. */
+export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext, read?: RoutingReader): Promise<ModelOutput> {
+  if (batch.kind === 'tokens') return model.forwardLMAsync(batch.inputs, batch.targets, batch.B, batch.L, ctx, read);
+  return model.forwardMlpAsync(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx, read);
+}
+
+/** Tokens in one micro-batch (rows for moe_mlp). */
+export function batchTokens(b: Batch): number {
+  return b.kind === 'tokens' ? b.B * b.L : b.T;
+}
+
+/** Rank r's share of a batch split by sequences into `size` equal parts (moe_mlp: by rows). */
+export function batchShare(b: Batch, r: number, size: number): Batch {
+  if (b.kind === 'tokens') {
+    const B = b.B / size, n = B * b.L;
+    return { kind: 'tokens', inputs: b.inputs.slice(r * n, (r + 1) * n), targets: b.targets.slice(r * n, (r + 1) * n), B, L: b.L };
+  }
+  const T = b.T / size, n = T * b.D;
+  return { kind: 'vectors', inputs: b.inputs.slice(r * n, (r + 1) * n), targets: b.targets.slice(r * n, (r + 1) * n), T, D: b.D };
+}
+
+/**
+ * The data-parallel ranks parallel.dp_size asks for, given `cores` for `auto` (min(cores, 2), or 1 where
+ * dataParallelIssues refuses it, with a note saying why) and whether the environment has threads.
+ */
+export function resolveDataParallel(cfg: Config, cores: number, threads: boolean): { size: number; note: string | null } {
+  const want = cfg.parallel.dp_size;
+  if (want !== 'auto') {
+    if (want > 1 && !threads) throw new Error(`parallel.dp_size = ${want} needs worker threads, which this environment does not provide; allowed here: 1`);
+    return { size: want, note: null };
+  }
+  const size = Math.min(2, Math.max(1, Math.floor(cores)));
+  if (size === 1 || !threads) return { size: 1, note: null };
+  const issues = dataParallelIssues(cfg, size);
+  if (issues.length) return { size: 1, note: `parallel.dp_size auto: one thread (${issues.map((i) => `${i.path}: ${i.message.split(';')[0]}`).join('; ')})` };
+  return { size, note: null };
+}
+
+/**
+ * A routing reader that all-reduces each MoE layer's balance statistics over the data-parallel ranks:
+ * [counts (E), Σ_t probs (E), tokens] summed, so every rank forms the whole batch's balance losses
+ * (global_batch.ts), its gradient through its own tokens' probabilities weighted by its token share.
+ */
+export function allReducingReader(peers: DataParallelPeers): RoutingReader {
+  return async (req) => {
+    const host = await readLayerRouting({ ...req, ctx: { ...req.ctx, readProbSum: true } });
+    const E = req.layer.config.numExperts;
+    const T = req.x.shape[0];
+    const v = new Float64Array(2 * E + 1);
+    for (const e of host.indices) v[e]++;
+    host.probSum!.forEach((p, i) => { v[E + i] = p; });
+    v[2 * E] = T;
+    const g = await peers.allReduce(v);
+    const tokens = g[2 * E];
+    host.globalStats = { counts: Float32Array.from(g.subarray(0, E)), meanProbs: Float32Array.from(g.subarray(E, 2 * E), (p) => p / tokens), tokens, tokenShare: T / tokens };
+    return host;
+  };
+}
+
+/**
+ * Folds the workers' read-back numbers into rank 0's (vals: `accum` micro-batches of [loss, aux…, entropy…]):
+ * loss and entropy are token means, so averaged over the equal shares; aux losses already carry each rank's
+ * token share, so summed.
+ */
+export function mergeReadouts(vals: ArrayLike<number>, others: Float32Array[], accum: number, auxCount: number, layers: number): Float64Array {
+  const width = 1 + auxCount + layers;
+  const out = Float64Array.from({ length: accum * width }, (_, i) => vals[i]);
+  const size = others.length + 1;
+  for (let i = 0; i < out.length; i++) {
+    for (const o of others) out[i] += o[i];
+    const j = i % width;
+    if (j === 0 || j > auxCount) out[i] /= size;
+  }
+  return out;
 }
 
 /** What one optimizer step measured (host numbers for the log). */
@@ -93,6 +164,12 @@ export class Trainer {
   controllerMetrics: Record<string, unknown> = {};
   /** expert parallelism (parallel.ep_size > 1): the routed experts' weights, gradients and AdamW live elsewhere. */
   ep: ExpertParallelBridge | null = null;
+  /** data parallelism on rank 0: the worker ranks (parallel.dp_size > 1). */
+  dp: DataParallelBridge | null = null;
+  /** data parallelism on any rank: the all-reduce of balance statistics. */
+  peers: DataParallelPeers | null = null;
+  /** data parallelism: the workers' replicas differ from these weights (after an update or a restore). */
+  private replicasStale = true;
 
   /** A trainer on env's data, checkpoint storage and expert-parallel workers (run.ts's openTrainer: a run folder). */
   constructor(cfg: Config, env: TrainerEnv) {
@@ -125,9 +202,21 @@ export class Trainer {
     return this.model.variables().filter((v) => !experts.has(v));
   }
 
-  /** Starts expert parallelism (parallel.ep_size > 1) from the model's current expert weights. */
-  async startParallel(): Promise<void> {
+  /**
+   * Starts expert parallelism (parallel.ep_size > 1) from the model's current expert weights, or data
+   * parallelism (parallel.dp_size > 1 or auto); `log` hears why auto stayed at one thread.
+   */
+  async startParallel(log: (line: string) => void = () => {}): Promise<void> {
     const p = this.cfg.parallel;
+    if (!this.dp && p.dp_size !== 1) {
+      const { size, note } = resolveDataParallel(this.cfg, this.env.cores ?? 1, !!this.env.startDataParallel);
+      if (note) log(note);
+      if (size > 1) {
+        this.dp = await this.env.startDataParallel!(this.cfg, size, this.data.vocab);
+        this.peers = this.dp;
+        this.replicasStale = true;
+      }
+    }
     if (p.ep_size <= 1 || this.ep) return;
     if (!this.env.startExpertParallel) throw new Error(`parallel.ep_size = ${p.ep_size} needs worker threads, which this environment does not provide; use ep_size 1`);
     this.ep = await this.env.startExpertParallel(this.cfg, this.model.moeLayers);
@@ -155,14 +244,26 @@ export class Trainer {
         out.moe.forEach((m, l) => m.stats.routed.forEach((c, e) => { counts[l][e] += c; }));
         return tf.stack(out.moe.map((m) => tf.mul(m.stats.meanProbs, m.stats.numTokens)));
       }));
-      tokens += this.data.tokensPerBatch;
+      tokens += batchTokens(b);
     }
     const total = sums.reduce((x, y) => tf.add(x, y)); // a fold: addN binds every input at once (WebGPU allows 8)
-    const probSum = (await total.data()) as Float32Array;
+    let probSum: ArrayLike<number> = (await total.data()) as Float32Array;
     tf.dispose([total, ...sums]);
     this.noiseRng.setState(saved); // phase 2 replays the same router noise
-    const share = this.data.tokensPerBatch / tokens;
-    return counts.map((c, l) => ({ counts: c, meanProbs: probSum.slice(l * E, (l + 1) * E).map((s) => s / tokens), tokens, tokenShare: share }));
+    if (this.peers) {
+      // data parallelism: the statistics of every rank's micro-batches, [counts (L·E), Σ p (L·E), tokens]
+      const LE = counts.length * E;
+      const v = new Float64Array(2 * LE + 1);
+      counts.forEach((c, l) => c.forEach((x, e) => { v[l * E + e] = x; }));
+      for (let i = 0; i < LE; i++) v[LE + i] = probSum[i];
+      v[2 * LE] = tokens;
+      const g = await this.peers.allReduce(v);
+      counts.forEach((c, l) => c.forEach((_, e) => { c[e] = g[l * E + e]; }));
+      probSum = g.slice(LE, 2 * LE);
+      tokens = g[2 * LE];
+    }
+    const share = batchTokens(batches[0]) / tokens;
+    return counts.map((c, l) => ({ counts: c, meanProbs: Float32Array.from({ length: E }, (_, e) => probSum[l * E + e] / tokens), tokens, tokenShare: share }));
   }
 
   /**
@@ -176,6 +277,10 @@ export class Trainer {
     const weights: Record<string, number> = auxLossWeights(cfg);
     const globals = accum > 1 ? await this.globalStats(batches) : null;
     const ctx = this.layerContext(this.step, globals);
+    // data parallelism with one micro-batch: each layer all-reduces its statistics where it reads its routing
+    const reader = this.peers && !globals ? allReducingReader(this.peers) : undefined;
+    const shared = globals !== null || reader !== undefined; // aux losses come back already weighted by this share
+    const ranks = this.peers?.size ?? 1;
     const L = this.model.moeLayers.length;
     const E = this.model.moeLayers[0]?.config.numExperts ?? 0;
     const res: StepResult = {
@@ -192,8 +297,8 @@ export class Trainer {
     for (const batch of batches) {
       const microLoads: Int32Array[] = [];
       const { value, grads } = await variableGradsAsync(async () => {
-        const out = await forwardBatch(this.model, batch, ctx);
-        let total = tf.div(out.loss, accum) as tf.Scalar;
+        const out = await forwardBatch(this.model, batch, ctx, reader);
+        let total = tf.div(out.loss, accum * ranks) as tf.Scalar; // a token mean: this micro-batch's (and rank's) share
         if (poison) total = tf.mul(total, NaN) as tf.Scalar;
         // the numbers the log needs, read with the step's one read: [loss, (aux per layer and name)…, entropy per layer…]
         const read: tf.Scalar[] = [out.loss];
@@ -202,7 +307,7 @@ export class Trainer {
           for (const [name, v] of Object.entries(m.aux)) {
             const w = weights[name] ?? 0;
             // with global stats an aux loss already carries this micro-batch's share; else average over micro-batches
-            const scaled = globals ? v! : (tf.div(v!, accum) as tf.Scalar);
+            const scaled = shared ? v! : (tf.div(v!, accum) as tf.Scalar);
             read.push(scaled);
             auxNames.push(name);
             if (w > 0) total = tf.add(total, tf.mul(scaled, w)) as tf.Scalar;
@@ -250,8 +355,28 @@ export class Trainer {
   /** One optimizer step: accumulate over micro-batches, clip, update (masked out on the device if non-finite), one read. */
   async trainStep(poison = false): Promise<StepResult> {
     const cfg = this.cfg;
-    const batches = Array.from({ length: cfg.grad_accum_steps }, () => this.data.next(this.dataRng));
-    const { grads: raw, res, masks, readouts, auxNames } = await this.accumulateGradients(batches, poison);
+    let batches = Array.from({ length: cfg.grad_accum_steps }, () => this.data.next(this.dataRng));
+    const dp = this.dp;
+    if (dp) {
+      // data parallelism: rank r trains on the r-th share of every micro-batch, its replica first made equal to ours
+      if (this.replicasStale) await this.sendWeights(dp);
+      dp.start(this.step, Array.from({ length: dp.size - 1 }, (_, r) => batches.map((b) => batchShare(b, r + 1, dp.size))), poison);
+      batches = batches.map((b) => batchShare(b, 0, dp.size));
+    }
+    const { grads: mine, res, masks, readouts, auxNames } = await this.accumulateGradients(batches, poison);
+    let raw = mine;
+    let others: RankResult[] = [];
+    if (dp) {
+      others = await dp.results();
+      raw = this.addRankGradients(mine, others);
+      for (const o of others) {
+        o.loads.forEach((x, l) => x.forEach((c, e) => { res.loads[l][e] += c; }));
+        o.routed.forEach((x, l) => x.forEach((c, e) => { res.routed[l][e] += c; }));
+        o.dropped.forEach((d, l) => { res.dropped[l] += d; });
+        o.assignments.forEach((a, l) => { res.assignments[l] += a; });
+      }
+      this.replicasStale = true; // the update below (and the controllers) change the weights
+    }
     const ctx: ControllerContext = {
       step: this.step, layers: this.model.moeLayers, loads: res.loads, routed: res.routed, capacities: res.capacity, taskLoss: NaN, // taskLoss: after the read
     };
@@ -265,10 +390,12 @@ export class Trainer {
     tf.dispose(Object.values(acc));
     // the step's one read: every micro-batch's [loss, aux…, entropy…], then [max |g|, Σ (g/max)², scale]
     const all = tf.concat([...readouts, clip.parts]);
-    const vals = await all.data();
+    const read = await all.data();
     tf.dispose([all, ...readouts, clip.parts, clip.finite]);
     checkGpuErrors();
     trimGpuPool();
+    const merged = dp ? mergeReadouts(read, others.map((r) => r.readouts), readouts.length, auxNames.length, res.entropy.length) : null;
+    const vals: ArrayLike<number> = merged ? [...merged, ...read.slice(merged.length)] : read;
     const o = addReadouts(res, vals, readouts.length, auxNames);
     const norm = normFromParts(vals[o], vals[o + 1]);
     res.gradNorm = norm.norm;
@@ -294,6 +421,52 @@ export class Trainer {
     }
     this.step++;
     return res;
+  }
+
+  /** rank 0's gradients (by variable name) plus the workers' (by checkpoint name), added in rank order. */
+  private addRankGradients(mine: Record<string, tf.Tensor>, others: RankResult[]): Record<string, tf.Tensor> {
+    const out: Record<string, tf.Tensor> = {};
+    for (const [name, v] of Object.entries(this.model.params)) {
+      const g = mine[v.name];
+      if (!g) continue;
+      out[v.name] = tf.tidy(() => others.reduce((acc, o) => tf.add(acc, tf.tensor(o.grads[name], v.shape)), g));
+    }
+    tf.dispose(Object.values(mine));
+    return out;
+  }
+
+  /** Sends every parameter and buffer to the worker ranks (their replicas then equal this model). */
+  private async sendWeights(dp: DataParallelBridge): Promise<void> {
+    const all = Object.entries({ ...this.model.params, ...this.model.buffers() });
+    const data = await Promise.all(all.map(([, v]) => v.data() as Promise<Float32Array>));
+    dp.setWeights(Object.fromEntries(all.map(([k], i) => [k, data[i]])));
+    this.replicasStale = false;
+  }
+
+  /**
+   * A worker rank's share of one step (data parallelism): its gradients summed over its micro-batches, the
+   * balance statistics all-reduced with the other ranks on the way, read back for rank 0.
+   */
+  async rankStep(step: number, batches: Batch[], poison: boolean): Promise<RankResult> {
+    this.step = step;
+    const { grads, res, masks, readouts } = await this.accumulateGradients(batches, poison);
+    const names = Object.entries(this.model.params).filter(([, v]) => grads[v.name]);
+    const stacked = tf.concat(readouts);
+    const [vals, ...g] = await Promise.all([stacked.data() as Promise<Float32Array>, ...names.map(([, v]) => grads[v.name].data() as Promise<Float32Array>)]);
+    tf.dispose([stacked, ...readouts, ...Object.values(grads), ...Object.values(masks)]);
+    return {
+      grads: Object.fromEntries(names.map(([k], i) => [k, g[i]])), readouts: vals,
+      loads: res.loads, routed: res.routed, dropped: res.dropped, assignments: res.assignments,
+    };
+  }
+
+  /** Sets parameters and buffers by checkpoint name (a worker rank's replica from rank 0's weights). */
+  setWeights(w: Record<string, Float32Array>): void {
+    for (const [name, v] of Object.entries({ ...this.model.params, ...this.model.buffers() })) {
+      const t = tf.tensor(w[name], v.shape);
+      v.assign(t);
+      t.dispose();
+    }
   }
 
   /** Training state for a checkpoint (everything but tensors). */
@@ -390,12 +563,16 @@ export class Trainer {
     this.step = ck.state.step;
     this.nanStreak = ck.state.nanStreak;
     this.skippedSteps = ck.state.skippedSteps;
+    this.replicasStale = true;
     return this.step;
   }
 
   dispose(): void {
     void this.ep?.dispose();
     this.ep = null;
+    void this.dp?.dispose();
+    this.dp = null;
+    this.peers = null;
     this.model.dispose();
     this.optimizer.dispose();
   }
