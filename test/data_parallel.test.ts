@@ -23,24 +23,24 @@ const cfg = (over: Record<string, unknown>): Config => parseConfig({
 });
 
 /** A finished run's metrics and final weights. */
-function readRun(dir: string) {
+function readRun(dir: string, steps = STEPS) {
   const recs = readMetrics(path.join(dir, 'metrics.jsonl'));
-  const weights = readSafetensorsFile(path.join(dir, 'checkpoints', `step-${String(STEPS).padStart(8, '0')}`, 'model.safetensors')).tensors;
+  const weights = readSafetensorsFile(path.join(dir, 'checkpoints', `step-${String(steps).padStart(8, '0')}`, 'model.safetensors')).tensors;
   return { dir, recs, weights };
 }
 
-async function run(over: Record<string, unknown>) {
+async function run(over: Record<string, unknown>, steps = STEPS) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sy-dp-'));
   await train(cfg(over), { outDir: dir });
-  return readRun(dir);
+  return readRun(dir, steps);
 }
 
 type Run = ReturnType<typeof readRun>;
 const series = (recs: MetricRecord[], f: (r: MetricRecord) => number | null | undefined) => recs.map((r) => f(r) ?? NaN);
 
 /** Same losses (task and each aux), loads, entropies and weights, within float tolerance. */
-function expectSameRun(two: Run, one: Run): void {
-  expect(two.recs).toHaveLength(STEPS);
+function expectSameRun(two: Run, one: Run, steps = STEPS): void {
+  expect(two.recs).toHaveLength(steps);
   expectClose(series(two.recs, (r) => r.loss), series(one.recs, (r) => r.loss), 1e-5, 1e-5);
   for (const name of Object.keys(one.recs[0].aux)) expectClose(series(two.recs, (r) => r.aux[name]), series(one.recs, (r) => r.aux[name]), 1e-6, 1e-4);
   expectClose(series(two.recs, (r) => r.router_entropy), series(one.recs, (r) => r.router_entropy), 1e-5, 1e-5);
@@ -75,6 +75,12 @@ describe('data parallelism in training', () => {
     expect(Math.max(...Array.from(bias, Math.abs))).toBeGreaterThan(0); // the bias moved, so equal biases say something
     const accum = { grad_accum_steps: 2, aux_loss: { type: 'cv2', weight: 0.1 } };
     expectSameRun(await run({ ...accum, parallel: { dp_size: 2 } }), await run(accum));
+  }, 300_000);
+
+  it('dp_size 2 equals one thread on the cpu backend too (its read-backs are the backend\'s own arrays)', async () => {
+    const cpu = { backend: 'cpu', steps: 3, checkpoint_every: 3 };
+    const one = await run(cpu, 3);
+    expectSameRun(await run({ ...cpu, parallel: { dp_size: 2 } }, 3), one, 3);
   }, 300_000);
 
   it('refuses what cannot equal one thread, naming the field; auto falls back to one thread and says why', () => {

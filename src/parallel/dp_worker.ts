@@ -27,6 +27,13 @@ trainer.peers = {
   }),
 };
 
+/** The buffers of these arrays where each array is its whole buffer (safe to transfer: nothing else views it). */
+function ownBuffers(arrays: Float32Array[]): ArrayBuffer[] {
+  const seen = new Set<ArrayBuffer>();
+  for (const a of arrays) if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer) seen.add(a.buffer);
+  return [...seen];
+}
+
 /** Commands run one after another; 'reduced' answers arrive while a step waits for them. */
 let chain = Promise.resolve();
 port.on('message', (m: DpCommand) => {
@@ -39,7 +46,10 @@ port.on('message', (m: DpCommand) => {
   }
   chain = chain.then(async () => {
     if (m.op === 'weights') trainer.setWeights(m.w);
-    else post({ op: 'result', value: await trainer.rankStep(m.step, m.batches, m.poison) });
+    else {
+      const value = await trainer.rankStep(m.step, m.batches, m.poison);
+      port.postMessage({ op: 'result', value } satisfies DpReply, ownBuffers(Object.values(value.grads))); // read-back copies: moved, not cloned
+    }
   }).catch((e: unknown) => post({ op: 'error', message: (e as Error)?.stack ?? String(e) }));
 });
 post({ op: 'ready' });
