@@ -1,7 +1,8 @@
 /**
  * Data parallelism on the CPU: tokens/s of small-lm's training step on one thread (parallel.dp_size 1)
  * against dp_size 2 (the main thread and one worker thread), timed in interleaved rounds of a few steps
- * each (bench/interleave.ts), with the ratio of every round.
+ * each (bench/interleave.ts), with the ratio of every round. A third arm trains one rank's share alone (one
+ * thread, batch_size/dp_size): no data-parallel step can beat it, so full / share bounds the speed-up.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -35,14 +36,15 @@ export async function twoThreadCapacity(): Promise<number> {
 }
 
 /** small-lm (or `config`) trained with dp_size 1 and `size` in alternation: `steps` steps per arm and round. */
-export async function benchDataParallel(opts: { config?: string; size?: number; steps?: number; rounds?: number } = {}): Promise<Record<string, unknown>> {
+export async function benchDataParallel(opts: { config?: string; size?: number; steps?: number; rounds?: number; warmSteps?: number } = {}): Promise<Record<string, unknown>> {
   const config = opts.config ?? 'small-lm.yaml';
   const size = opts.size ?? 2;
   const steps = opts.steps ?? 3;
   const rounds = opts.rounds ?? 5;
+  const warmSteps = opts.warmSteps ?? 6; // a fresh worker's wasm code is tiered up in the background during its first steps
   const file = path.join(import.meta.dirname, '..', 'configs', config);
-  const open = async (dp: number): Promise<{ t: Trainer; dir: string }> => {
-    const cfg = loadConfig(file, [`backend=${tf.getBackend()}`, `parallel.dp_size=${dp}`]);
+  const open = async (dp: number, over: string[] = []): Promise<{ t: Trainer; dir: string }> => {
+    const cfg = loadConfig(file, [`backend=${tf.getBackend()}`, `parallel.dp_size=${dp}`, ...over]);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchyard-dp-'));
     const t = openTrainer(cfg, dir);
     await t.startParallel();
@@ -50,30 +52,34 @@ export async function benchDataParallel(opts: { config?: string; size?: number; 
   };
   const one = await open(1);
   const many = await open(size);
+  const share = await open(1, [`batch_size=${one.t.cfg.batch_size / size}`]);
   try {
     // CPU time of the whole process (every thread) per step: what a busy machine has to find for each arm
-    const cpu: Record<'one' | 'many', number[]> = { one: [], many: [] };
-    const run = (t: Trainer, arm: 'one' | 'many') => async () => {
+    for (const a of [one, many, share]) for (let i = 0; i < warmSteps; i++) await a.t.trainStep();
+    const cpu: Record<'one' | 'many' | 'share', number[]> = { one: [], many: [], share: [] };
+    const run = (t: Trainer, arm: 'one' | 'many' | 'share') => async () => {
       const c0 = process.cpuUsage();
       for (let i = 0; i < steps; i++) await t.trainStep();
       const c = process.cpuUsage(c0);
       cpu[arm].push((c.user + c.system) / 1000 / steps);
     };
     const capacity: number[] = [];
-    const arms = await timeInterleaved({ capacity: async () => { capacity.push(await twoThreadCapacity()); }, one: run(one.t, 'one'), many: run(many.t, 'many') }, rounds, 1);
-    for (const x of [capacity, cpu.one, cpu.many]) x.shift(); // the warm-up round's
+    const arms = await timeInterleaved({ capacity: async () => { capacity.push(await twoThreadCapacity()); }, one: run(one.t, 'one'), many: run(many.t, 'many'), share: run(share.t, 'share') }, rounds, 1);
+    for (const x of [capacity, cpu.one, cpu.many, cpu.share]) x.shift(); // the warm-up round's
     const tokens = one.t.cfg.batch_size * one.t.cfg.seq_len * one.t.cfg.grad_accum_steps * steps;
     const tps = (ms: number) => Math.round(tokens / (ms / 1000));
     return {
-      config: `configs/${config}`, dp_size: size, steps_per_round: steps, rounds, cores: os.availableParallelism(),
+      config: `configs/${config}`, dp_size: size, steps_per_round: steps, rounds, warm_steps: warmSteps, cores: os.availableParallelism(),
       tokens_per_s_one: tps(arms.one.median_ms), tokens_per_s_dp: tps(arms.many.median_ms),
       speedup: +roundRatio(arms.one, arms.many).toFixed(3),
       speedup_per_round: arms.one.ms.map((x, r) => +(x / arms.many.ms[r]).toFixed(3)),
+      bound: +roundRatio(arms.one, arms.share).toFixed(3), // full batch / one rank's share, both on one thread
+      ms_per_step_share: arms.share.ms.map((x) => +(x / steps).toFixed(1)), cpu_ms_per_step_share: cpu.share.map((x) => +x.toFixed(1)),
       two_thread_capacity_per_round: capacity,
       cpu_ms_per_step_one: cpu.one.map((x) => +x.toFixed(1)), cpu_ms_per_step_dp: cpu.many.map((x) => +x.toFixed(1)),
       ms_per_step_one: arms.one.ms.map((x) => +(x / steps).toFixed(1)), ms_per_step_dp: arms.many.ms.map((x) => +(x / steps).toFixed(1)),
     };
   } finally {
-    for (const a of [one, many]) { await a.t.dp?.dispose(); a.t.dp = null; a.t.dispose(); fs.rmSync(a.dir, { recursive: true, force: true }); }
+    for (const a of [one, many, share]) { await a.t.dp?.dispose(); a.t.dp = null; a.t.dispose(); fs.rmSync(a.dir, { recursive: true, force: true }); }
   }
 }

@@ -51,7 +51,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   moe: () => benchMoe(),
   plan: () => benchPlan(),
   parallel: () => benchParallel(),
-  data_parallel: () => benchDataParallel(args.includes('--quick') ? { steps: 1, rounds: 2 } : {}),
+  data_parallel: () => benchDataParallel(args.includes('--quick') ? { steps: 1, rounds: 2, warmSteps: 2 } : {}),
   report: () => benchReport(),
   sparse_accumulation: () => benchSparseAccumulation(),
   playground: () => benchPlayground(),

@@ -24,15 +24,21 @@ export class DataParallel implements DataParallelBridge {
   private readonly waiting: Map<Kind, { resolve: (m: DpReply) => void; reject: (e: Error) => void }>[];
   private failure: Error | null = null;
   private seq = 0;
+  readonly weights: Float32Array;
+  private readonly gradBuffers: Float32Array[];
 
-  private constructor(cfg: Config, size: number, vocab: number, timeoutMs: number) {
+  private constructor(cfg: Config, size: number, vocab: number, sizes: { weights: number; grads: number }, timeoutMs: number) {
     this.size = size;
     this.timeoutMs = timeoutMs;
+    const weights = new SharedArrayBuffer(4 * sizes.weights);
+    this.weights = new Float32Array(weights);
+    const grads = Array.from({ length: size - 1 }, () => new SharedArrayBuffer(4 * sizes.grads));
+    this.gradBuffers = grads.map((g) => new Float32Array(g));
     this.inbox = Array.from({ length: size - 1 }, () => new Map());
     this.waiting = Array.from({ length: size - 1 }, () => new Map());
     this.workers = Array.from({ length: size - 1 }, (_, i) => {
       const rank = i + 1;
-      const data: DpWorkerInit = { cfg, rank, size, vocab };
+      const data: DpWorkerInit = { cfg, rank, size, vocab, weights, grads: grads[i] };
       const w = new Worker(BOOT_URL, { workerData: data });
       w.on('message', (m: DpReply) => {
         if (m.op === 'error') this.fail(new Error(`data-parallel rank ${rank} failed: ${m.message}`));
@@ -46,8 +52,8 @@ export class DataParallel implements DataParallelBridge {
   }
 
   /** Starts size−1 workers with replicas of cfg's model; resolves once each has booted. */
-  static async start(cfg: Config, size: number, vocab: number, timeoutMs = 300_000): Promise<DataParallel> {
-    const dp = new DataParallel(cfg, size, vocab, timeoutMs);
+  static async start(cfg: Config, size: number, vocab: number, sizes: { weights: number; grads: number }, timeoutMs = 300_000): Promise<DataParallel> {
+    const dp = new DataParallel(cfg, size, vocab, sizes, timeoutMs);
     try {
       await Promise.all(dp.workers.map((_, i) => dp.take(i, 'ready', Math.max(timeoutMs, 60_000))));
     } catch (e) {
@@ -91,9 +97,14 @@ export class DataParallel implements DataParallelBridge {
     this.workers[i].postMessage(m);
   }
 
-  /** Every worker's replica takes these parameters and buffers (by checkpoint name). */
-  setWeights(w: Record<string, Float32Array>): void {
-    for (let i = 0; i < this.workers.length; i++) this.send(i, { op: 'weights', w });
+  /** Every worker's replica takes the parameters and buffers written to `weights` (before its next step). */
+  weightsWritten(): void {
+    for (let i = 0; i < this.workers.length; i++) this.send(i, { op: 'weights' });
+  }
+
+  /** Rank r's gradients of the last step. */
+  grads(r: number): Float32Array {
+    return this.gradBuffers[r - 1];
   }
 
   /** Starts step `step` on every worker, rank r on shares[r-1]. */

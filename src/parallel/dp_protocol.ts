@@ -11,11 +11,15 @@ export interface DpWorkerInit {
   rank: number;
   size: number;
   vocab: number;
+  /** every parameter and buffer, flat in model order: written by rank 0, read by the workers. */
+  weights: SharedArrayBuffer;
+  /** this rank's gradients, flat in model order: written by the worker, read by rank 0. */
+  grads: SharedArrayBuffer;
 }
 
 /** Rank 0 → worker. */
 export type DpCommand =
-  | { op: 'weights'; w: Record<string, Float32Array> }
+  | { op: 'weights' }
   | { op: 'step'; step: number; batches: Batch[]; poison: boolean }
   | { op: 'reduced'; seq: number; v: Float64Array };
 

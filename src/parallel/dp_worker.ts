@@ -16,6 +16,8 @@ await initBackend(init.cfg.backend, { quiet: true });
 const trainer = new Trainer(init.cfg, {
   data: { vocab: init.vocab, tokenizer: null, tokensPerBatch: 0, validation: () => [], next: () => { throw new Error('a data-parallel worker draws no data'); } },
 });
+const weights = new Float32Array(init.weights);
+const grads = new Float32Array(init.grads);
 let seq = 0;
 const pending = new Map<number, (v: Float64Array) => void>();
 trainer.peers = {
@@ -26,13 +28,6 @@ trainer.peers = {
     post({ op: 'reduce', seq: s, v });
   }),
 };
-
-/** The buffers of these arrays where each array is its whole buffer (safe to transfer: nothing else views it). */
-function ownBuffers(arrays: Float32Array[]): ArrayBuffer[] {
-  const seen = new Set<ArrayBuffer>();
-  for (const a of arrays) if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer) seen.add(a.buffer);
-  return [...seen];
-}
 
 /** Commands run one after another; 'reduced' answers arrive while a step waits for them. */
 let chain = Promise.resolve();
@@ -45,11 +40,8 @@ port.on('message', (m: DpCommand) => {
     return;
   }
   chain = chain.then(async () => {
-    if (m.op === 'weights') trainer.setWeights(m.w);
-    else {
-      const value = await trainer.rankStep(m.step, m.batches, m.poison);
-      port.postMessage({ op: 'result', value } satisfies DpReply, ownBuffers(Object.values(value.grads))); // read-back copies: moved, not cloned
-    }
+    if (m.op === 'weights') trainer.setWeights(weights);
+    else post({ op: 'result', value: await trainer.rankStep(m.step, m.batches, m.poison, grads) });
   }).catch((e: unknown) => post({ op: 'error', message: (e as Error)?.stack ?? String(e) }));
 });
 post({ op: 'ready' });

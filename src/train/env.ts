@@ -94,9 +94,8 @@ export interface DataParallelPeers {
   allReduce(v: Float64Array): Promise<Float64Array>;
 }
 
-/** What a worker rank's share of one step sends back to rank 0 (gradients by checkpoint name). */
+/** What a worker rank's share of one step sends back to rank 0 (its gradients lie in the bridge's grads(r)). */
 export interface RankResult {
-  grads: Record<string, Float32Array>;
   /** per micro-batch: [loss, aux…, entropy…] as the step's read lays them out. */
   readouts: Float32Array;
   loads: Int32Array[];
@@ -107,8 +106,12 @@ export interface RankResult {
 
 /** Rank 0's handle on the data-parallel worker ranks 1..size-1, each a full model replica. */
 export interface DataParallelBridge extends DataParallelPeers {
-  /** sends every parameter and buffer (by checkpoint name) to every worker: replicas equal rank 0. */
-  setWeights(w: Record<string, Float32Array>): void;
+  /** shared with every worker: rank 0 writes every parameter and buffer here (flat, in model order), then calls weightsWritten(). */
+  weights: Float32Array;
+  /** the workers' replicas take `weights` before their next step. */
+  weightsWritten(): void;
+  /** worker rank r's gradients of the last step (flat, parameters in model order), valid once results() resolved. */
+  grads(r: number): Float32Array;
   /** starts step `step` on the workers; shares[r-1] are rank r's micro-batches. */
   start(step: number, shares: Batch[][], poison: boolean): void;
   /** the workers' results of the started step, rank 1 first. */
@@ -116,8 +119,8 @@ export interface DataParallelBridge extends DataParallelPeers {
   dispose(): Promise<void>;
 }
 
-/** Starts size−1 worker ranks with replicas of cfg's model for a vocabulary of `vocab` (ready when resolved). */
-export type StartDataParallel = (cfg: Config, size: number, vocab: number) => Promise<DataParallelBridge>;
+/** Starts size−1 worker ranks with replicas of cfg's model for a vocabulary of `vocab`, with flat buffers of these sizes (ready when resolved). */
+export type StartDataParallel = (cfg: Config, size: number, vocab: number, sizes: { weights: number; grads: number }) => Promise<DataParallelBridge>;
 
 /** What a Trainer is built with. */
 export interface TrainerEnv {

@@ -27,6 +27,6 @@ export async function startExpertParallel(cfg: Config, layers: MoELayer[]): Prom
 }
 
 /** Worker threads for parallel.dp_size ranks (rank 0 is the caller), each with a replica of cfg's model. */
-export async function startDataParallel(cfg: Config, size: number, vocab: number): Promise<DataParallelBridge> {
-  return DataParallel.start(cfg, size, vocab);
+export async function startDataParallel(cfg: Config, size: number, vocab: number, sizes: { weights: number; grads: number }): Promise<DataParallelBridge> {
+  return DataParallel.start(cfg, size, vocab, sizes);
 }

@@ -20,6 +20,7 @@ import type { ForwardContext } from '../moe/layer.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { clipOnDevice, normFromParts } from '../optim/clip.ts';
 import { scoped, variableGradsAsync } from '../ops/async_grads.ts';
+import { copyInto, flatLayout, tensorFrom, writeFlat, type FlatLayout } from '../parallel/flat_buffers.ts';
 import { learningRate } from '../optim/schedule.ts';
 import { Rng } from '../rng.ts';
 import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
@@ -212,7 +213,7 @@ export class Trainer {
       const { size, note } = resolveDataParallel(this.cfg, this.env.cores ?? 1, !!this.env.startDataParallel);
       if (note) log(note);
       if (size > 1) {
-        this.dp = await this.env.startDataParallel!(this.cfg, size, this.data.vocab);
+        this.dp = await this.env.startDataParallel!(this.cfg, size, this.data.vocab, { weights: this.weightLayout().total, grads: this.gradLayout().total });
         this.peers = this.dp;
         this.replicasStale = true;
       }
@@ -368,7 +369,7 @@ export class Trainer {
     let others: RankResult[] = [];
     if (dp) {
       others = await dp.results();
-      raw = this.addRankGradients(mine, others);
+      raw = this.addRankGradients(mine, dp);
       for (const o of others) {
         o.loads.forEach((x, l) => x.forEach((c, e) => { res.loads[l][e] += c; }));
         o.routed.forEach((x, l) => x.forEach((c, e) => { res.routed[l][e] += c; }));
@@ -423,23 +424,38 @@ export class Trainer {
     return res;
   }
 
-  /** rank 0's gradients (by variable name) plus the workers' (by checkpoint name), added in rank order. */
-  private addRankGradients(mine: Record<string, tf.Tensor>, others: RankResult[]): Record<string, tf.Tensor> {
+  /** Where each parameter and buffer lies in the flat weights shared with data-parallel workers. */
+  weightLayout(): FlatLayout {
+    return flatLayout({ ...this.model.params, ...this.model.buffers() });
+  }
+
+  /** Where each parameter's gradient lies in a data-parallel worker's flat gradients. */
+  gradLayout(): FlatLayout {
+    return flatLayout(this.model.params);
+  }
+
+  /** rank 0's gradients (by variable name) plus each worker's (its flat buffer), added in rank order. */
+  private addRankGradients(mine: Record<string, tf.Tensor>, dp: DataParallelBridge): Record<string, tf.Tensor> {
     const out: Record<string, tf.Tensor> = {};
-    for (const [name, v] of Object.entries(this.model.params)) {
+    const layout = this.gradLayout();
+    for (const e of layout.entries) {
+      const v = this.model.params[e.name];
       const g = mine[v.name];
       if (!g) continue;
-      out[v.name] = tf.tidy(() => others.reduce((acc, o) => tf.add(acc, tf.tensor(o.grads[name], v.shape)), g));
+      out[v.name] = tf.tidy(() => {
+        let acc: tf.Tensor = g;
+        for (let r = 1; r < dp.size; r++) acc = tf.add(acc, tensorFrom(dp.grads(r).subarray(e.offset, e.offset + e.size), e.shape));
+        return acc;
+      });
     }
     tf.dispose(Object.values(mine));
     return out;
   }
 
-  /** Sends every parameter and buffer to the worker ranks (their replicas then equal this model). */
+  /** Writes every parameter and buffer to the workers' shared weights (their replicas then equal this model). */
   private async sendWeights(dp: DataParallelBridge): Promise<void> {
-    const all = Object.entries({ ...this.model.params, ...this.model.buffers() });
-    const data = await Promise.all(all.map(([, v]) => v.data() as Promise<Float32Array>));
-    dp.setWeights(Object.fromEntries(all.map(([k], i) => [k, data[i]])));
+    await writeFlat({ ...this.model.params, ...this.model.buffers() }, this.weightLayout(), dp.weights);
+    dp.weightsWritten();
     this.replicasStale = false;
   }
 
@@ -447,24 +463,28 @@ export class Trainer {
    * A worker rank's share of one step (data parallelism): its gradients summed over its micro-batches, the
    * balance statistics all-reduced with the other ranks on the way, read back for rank 0.
    */
-  async rankStep(step: number, batches: Batch[], poison: boolean): Promise<RankResult> {
+  async rankStep(step: number, batches: Batch[], poison: boolean, gradsOut: Float32Array): Promise<RankResult> {
     this.step = step;
     const { grads, res, masks, readouts } = await this.accumulateGradients(batches, poison);
-    const names = Object.entries(this.model.params).filter(([, v]) => grads[v.name]);
+    for (const e of this.gradLayout().entries) {
+      const g = grads[this.model.params[e.name].name];
+      if (g) await copyInto(g, gradsOut, e.offset);
+      else gradsOut.fill(0, e.offset, e.offset + e.size);
+    }
     const stacked = tf.concat(readouts);
-    const [vals, ...g] = await Promise.all([stacked.data() as Promise<Float32Array>, ...names.map(([, v]) => grads[v.name].data() as Promise<Float32Array>)]);
+    const vals = Float32Array.from(await stacked.data());
     tf.dispose([stacked, ...readouts, ...Object.values(grads), ...Object.values(masks)]);
-    return {
-      grads: Object.fromEntries(names.map(([k], i) => [k, g[i]])), readouts: vals,
-      loads: res.loads, routed: res.routed, dropped: res.dropped, assignments: res.assignments,
-    };
+    return { readouts: vals, loads: res.loads, routed: res.routed, dropped: res.dropped, assignments: res.assignments };
   }
 
-  /** Sets parameters and buffers by checkpoint name (a worker rank's replica from rank 0's weights). */
-  setWeights(w: Record<string, Float32Array>): void {
-    for (const [name, v] of Object.entries({ ...this.model.params, ...this.model.buffers() })) {
-      const t = tf.tensor(w[name], v.shape);
-      v.assign(t);
+  /** Sets every parameter and buffer from flat weights in weightLayout() order (a worker rank's replica from rank 0's). */
+  setWeights(flat: Float32Array): void {
+    const named = { ...this.model.params, ...this.model.buffers() };
+    const layout = this.weightLayout();
+    if (layout.total !== flat.length) throw new Error(`data parallelism: the shared weights hold ${flat.length} numbers, this replica has ${layout.total}`);
+    for (const e of layout.entries) {
+      const t = tensorFrom(flat.subarray(e.offset, e.offset + e.size), e.shape);
+      named[e.name].assign(t);
       t.dispose();
     }
   }
