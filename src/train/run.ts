@@ -99,6 +99,7 @@ async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) 
   let resumedFrom: number | undefined;
   try {
     await t.startParallel(log);
+    if (t.dp) log(`data parallelism: ${t.dp.size} ranks (the main thread and ${t.dp.size - 1} worker thread${t.dp.size > 2 ? 's' : ''}), each on batch_size/${t.dp.size} sequences`);
     const step = opts.resume ? await t.restoreAll() : 0;
     if (opts.resume) resumedFrom = step;
     // The run starts: from here on the folder changes.
