@@ -1,7 +1,7 @@
 /**
  * Data parallelism (parallel.dp_size): two ranks (the main thread and a worker thread, each a replica on half
  * the batch's sequences) train to the losses, loads, router statistics and weights of one thread, with the
- * balance losses over the whole batch (switch + z-loss; aux-free bias; gradient accumulation), a dp run resumes
+ * balance losses over the whole batch (switch + z-loss; aux-free bias; gradient accumulation; cpu backend; moe_mlp), a dp run resumes
  * from its checkpoint exactly, and what cannot be equal is refused naming the field.
  */
 import * as fs from 'node:fs';
@@ -81,6 +81,11 @@ describe('data parallelism in training', () => {
     const cpu = { backend: 'cpu', steps: 3, checkpoint_every: 3 };
     const one = await run(cpu, 3);
     expectSameRun(await run({ ...cpu, parallel: { dp_size: 2 } }, 3), one, 3);
+  }, 300_000);
+
+  it('dp_size 2 equals one thread for seed 000\'s moe_mlp (the batch split by rows)', async () => {
+    const mlp = { model_type: 'moe_mlp', layers: 1, dim: 16, expert_hidden: 16, seq_len: 8, steps: 3, checkpoint_every: 3, z_loss_weight: 0, data: { source: 'synthetic' } };
+    expectSameRun(await run({ ...mlp, parallel: { dp_size: 2 } }, 3), await run(mlp, 3), 3);
   }, 300_000);
 
   it('refuses what cannot equal one thread, naming the field; auto falls back to one thread and says why', () => {
