@@ -104,8 +104,9 @@ describe('data parallelism in training', () => {
       const parallel = { dp_size: 2, ...(over.parallel as object ?? {}) };
       let err: Error | null = null;
       try { cfg({ ...over, parallel }); } catch (e) { err = e as Error; }
-      expect(err?.message, JSON.stringify(over)).toContain(`${field}:`);
-      expect(err?.message, JSON.stringify(over)).toMatch(message);
+      expect(err, `${JSON.stringify(over)} was not refused`).toBeInstanceOf(Error);
+      expect(err!.message, JSON.stringify(over)).toContain(`${field}:`);
+      expect(err!.message, JSON.stringify(over)).toMatch(message);
     }
     expect(() => cfg({ parallel: { dp_size: 'two' } })).toThrow(/parallel\.dp_size.*an integer in 1\.\.64 or auto/);
     expect(resolveDataParallel(cfg({ parallel: { dp_size: 'auto' } }), 2, true)).toEqual({ size: 2, note: null });
