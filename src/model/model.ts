@@ -104,20 +104,11 @@ function runSync(steps: ForwardSteps): ModelOutput {
   return r.value;
 }
 
-/** How an asynchronous forward reads a layer's routing (data parallelism adds an all-reduce of its statistics). */
-export type RoutingReader = (req: RoutingRequest) => Promise<HostRouting>;
-
 /** Runs a forward generator to its end, reading each MoE layer's routing with `await data()`. */
-async function runAsync(steps: ForwardSteps, read: RoutingReader = readLayerRouting): Promise<ModelOutput> {
+async function runAsync(steps: ForwardSteps): Promise<ModelOutput> {
   let r = steps.next();
-  while (!r.done) r = steps.next(await read(r.value));
+  while (!r.done) r = steps.next(await readLayerRouting(r.value));
   return r.value;
-}
-
-/** The layer's forward context with its host routing (and any balance statistics read with it). */
-function withHost(c: ForwardContext, host: HostRouting | undefined): ForwardContext {
-  if (!host) return c;
-  return host.globalStats ? { ...c, hostRouting: host, globalStats: host.globalStats } : { ...c, hostRouting: host };
 }
 
 export interface ModelOutput {
@@ -207,8 +198,8 @@ export class MoEModel {
   }
 
   /** forwardLM with each MoE layer's routing read by `await data()`: the one forward pass every backend trains with. */
-  forwardLMAsync(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext, read?: RoutingReader): Promise<ModelOutput> {
-    return runAsync(this.lmSteps(inputs, targets, B, L, ctx), read);
+  forwardLMAsync(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext): Promise<ModelOutput> {
+    return runAsync(this.lmSteps(inputs, targets, B, L, ctx));
   }
 
   /** moe_mlp forward: x [T, D] through the MoE layers in turn; MSE against targets (synchronous reads). */
@@ -217,8 +208,8 @@ export class MoEModel {
   }
 
   /** forwardMlp with each MoE layer's routing read by `await data()`. */
-  forwardMlpAsync(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext, read?: RoutingReader): Promise<ModelOutput> {
-    return runAsync(this.mlpSteps(x, target, ctx), read);
+  forwardMlpAsync(x: tf.Tensor2D, target: tf.Tensor2D, ctx: LayerContext): Promise<ModelOutput> {
+    return runAsync(this.mlpSteps(x, target, ctx));
   }
 
   private *lmSteps(inputs: Int32Array, targets: Int32Array, B: number, L: number, ctx: LayerContext): ForwardSteps {
@@ -239,7 +230,7 @@ export class MoEModel {
       if (layer) {
         const c = ctx(moe.length);
         const host = yield { layer, x, ctx: c };
-        const out = layer.forward(x, withHost(c, host));
+        const out = layer.forward(x, host ? { ...c, hostRouting: host } : c);
         moe.push(out);
         f = out.y;
       } else {
@@ -257,7 +248,7 @@ export class MoEModel {
     for (const [i, layer] of this.moeLayers.entries()) {
       const c = ctx(i);
       const host = yield { layer, x: h, ctx: c };
-      const out = layer.forward(h, withHost(c, host));
+      const out = layer.forward(h, host ? { ...c, hostRouting: host } : c);
       moe.push(out);
       h = out.y;
     }

@@ -57,10 +57,6 @@ export interface HostRouting {
   indices: Int32Array;
   /** [T·E] probabilities; only read when the capacity policy ranks by them. */
   probs: Float32Array | null;
-  /** [E] Σ_t probs[t, i]; read when ctx.readProbSum asks (data parallelism all-reduces it). */
-  probSum?: Float32Array;
-  /** balance statistics over every rank's tokens, set by whoever read this routing (data parallelism). */
-  globalStats?: GlobalBalanceStats;
 }
 
 export interface MoEStats {
@@ -102,8 +98,8 @@ export interface ForwardContext {
   globalStats?: GlobalBalanceStats;
   /** routing read ahead with `await layer.readRouting(x, ctx)`: plan() uses it instead of a dataSync. */
   hostRouting?: HostRouting;
-  /** readRouting also reads Σ_t probs (HostRouting.probSum). */
-  readProbSum?: boolean;
+  /** aux losses left out: the caller forms them with auxLosses(routing, stats) once statistics over every data-parallel rank are known. */
+  deferAux?: boolean;
 }
 
 /** Mean entropy of the rows of probs: (1/T) Σ_t −Σ_i p log p. */
@@ -214,12 +210,9 @@ export class MoELayer {
     const routing = tf.tidy(() => this.route(x, ctx) as unknown as tf.TensorContainer) as unknown as Routing;
     const needProbs = routing.kind === 'token-choice' && (this.config.capacityPolicy === 'drop-probability' || this.config.capacityPolicy === 'reroute');
     const idx = routing.kind === 'token-choice' ? routing.indices : routing.tokenIndices;
-    const sum = ctx.readProbSum ? tf.sum(routing.probs, 0) : null;
-    const [indices, probs, probSum] = await Promise.all([idx.data() as Promise<Int32Array>, needProbs ? (routing.probs.data() as Promise<Float32Array>) : null,
-      sum ? (sum.data() as Promise<Float32Array>) : undefined]);
+    const [indices, probs] = await Promise.all([idx.data() as Promise<Int32Array>, needProbs ? (routing.probs.data() as Promise<Float32Array>) : null]);
     tf.dispose(routing as unknown as tf.TensorContainer);
-    sum?.dispose();
-    return probSum ? { indices, probs, probSum } : { indices, probs };
+    return { indices, probs };
   }
 
   /** Capacity + routing map (a host sync on the [T, k] decisions unless ctx.hostRouting has them). */
@@ -259,7 +252,7 @@ export class MoELayer {
       const s = this.shared;
       y = tf.add(y, ffn(x, s.w1.squeeze([0]) as tf.Tensor2D, s.w2.squeeze([0]) as tf.Tensor2D, s.w3 ? (s.w3.squeeze([0]) as tf.Tensor2D) : null, this.config.activation)) as tf.Tensor2D;
     }
-    return { y, aux: this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap, ctx.hostRouting), routing };
+    return { y, aux: ctx.deferAux ? {} : this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap, ctx.hostRouting), routing };
   }
 
   /** Where this layer's routed experts run: the executor set from outside, else local (recomputed if configured). */

@@ -15,7 +15,7 @@ import type { Config } from '../config/schema.ts';
 import { checkGpuErrors, trimGpuPool } from '../webgpu_device.ts';
 import type { GlobalBalanceStats } from '../losses/global_batch.ts';
 import { dataParallelIssues } from '../config/checks.ts';
-import { MoEModel, auxLossWeights, readLayerRouting, type ModelOutput, type RoutingReader } from '../model/model.ts';
+import { MoEModel, auxLossWeights, type ModelOutput } from '../model/model.ts';
 import type { ForwardContext } from '../moe/layer.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { clipOnDevice, normFromParts } from '../optim/clip.ts';
@@ -39,10 +39,10 @@ export function learningRateAt(step: number, cfg: Config): number {
   return learningRate(step, { lr: cfg.lr, warmupSteps: cfg.warmup_steps, steps: cfg.steps, schedule: cfg.schedule, minLrRatio: cfg.min_lr_ratio });
 }
 
-/** Runs the model on one batch, each MoE layer's routing read with `await data()` (every backend), or by `read`. */
-export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext, read?: RoutingReader): Promise<ModelOutput> {
-  if (batch.kind === 'tokens') return model.forwardLMAsync(batch.inputs, batch.targets, batch.B, batch.L, ctx, read);
-  return model.forwardMlpAsync(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx, read);
+/** Runs the model on one batch, each MoE layer's routing read with `await data()` (every backend). */
+export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext): Promise<ModelOutput> {
+  if (batch.kind === 'tokens') return model.forwardLMAsync(batch.inputs, batch.targets, batch.B, batch.L, ctx);
+  return model.forwardMlpAsync(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx);
 }
 
 /** Tokens in one micro-batch (rows for moe_mlp). */
@@ -78,24 +78,32 @@ export function resolveDataParallel(cfg: Config, cores: number, threads: boolean
 }
 
 /**
- * A routing reader that all-reduces each MoE layer's balance statistics over the data-parallel ranks:
- * [counts (E), Σ_t probs (E), tokens] summed, so every rank forms the whole batch's balance losses
- * (global_batch.ts), its gradient through its own tokens' probabilities weighted by its token share.
+ * Forms every MoE layer's aux losses of a forward run with `deferAux` from balance statistics all-reduced over
+ * the data-parallel ranks in one exchange: per layer [counts (E), Σ_t probs (E), tokens] summed, so every rank
+ * forms the whole batch's balance losses (global_batch.ts), its gradient through its own tokens' probabilities
+ * weighted by its token share. The aux losses only enter the loss at the end, so one exchange per forward suffices.
  */
-export function allReducingReader(peers: DataParallelPeers): RoutingReader {
-  return async (req) => {
-    const host = await readLayerRouting({ ...req, ctx: { ...req.ctx, readProbSum: true } });
-    const E = req.layer.config.numExperts;
-    const T = req.x.shape[0];
-    const v = new Float64Array(2 * E + 1);
-    for (const e of host.indices) v[e]++;
-    host.probSum!.forEach((p, i) => { v[E + i] = p; });
-    v[2 * E] = T;
-    const g = await peers.allReduce(v);
-    const tokens = g[2 * E];
-    host.globalStats = { counts: Float32Array.from(g.subarray(0, E)), meanProbs: Float32Array.from(g.subarray(E, 2 * E), (p) => p / tokens), tokens, tokenShare: T / tokens };
-    return host;
-  };
+export async function allReducedAux(model: MoEModel, out: ModelOutput, peers: DataParallelPeers): Promise<void> {
+  const L = out.moe.length;
+  const E = model.moeLayers[0]?.config.numExperts ?? 0;
+  if (L === 0) return;
+  const sums = tf.tidy(() => tf.stack(out.moe.map((m) => tf.mul(m.stats.meanProbs, m.stats.numTokens)))); // [L, E] Σ_t p
+  const probSum = (await sums.data()) as Float32Array;
+  sums.dispose();
+  const W = 2 * E + 1;
+  const v = new Float64Array(L * W);
+  out.moe.forEach((m, l) => {
+    m.stats.routed.forEach((c, e) => { v[l * W + e] = c; });
+    for (let e = 0; e < E; e++) v[l * W + E + e] = probSum[l * E + e];
+    v[l * W + 2 * E] = m.stats.numTokens;
+  });
+  const g = await peers.allReduce(v);
+  out.moe.forEach((m, l) => {
+    const o = l * W;
+    const tokens = g[o + 2 * E];
+    const stats = { counts: Float32Array.from(g.subarray(o, o + E)), meanProbs: Float32Array.from(g.subarray(o + E, o + 2 * E), (p) => p / tokens), tokens, tokenShare: m.stats.numTokens / tokens };
+    m.aux = model.moeLayers[l].auxLosses(m.routing, stats);
+  });
 }
 
 /**
@@ -225,10 +233,10 @@ export class Trainer {
   }
 
   /** The forward context of step `step` for every layer (τ and noise annealing live here). */
-  private layerContext(step: number, globals: GlobalBalanceStats[] | null): (layer: number) => ForwardContext {
+  private layerContext(step: number, globals: GlobalBalanceStats[] | null, deferAux = false): (layer: number) => ForwardContext {
     const tau = tauAt(step, this.cfg);
     const noiseScale = noiseScaleAt(step, this.cfg);
-    return (l) => ({ training: true, rng: this.noiseRng, tau, noiseScale, globalStats: globals?.[l] });
+    return (l) => ({ training: true, rng: this.noiseRng, tau, noiseScale, globalStats: globals?.[l], deferAux });
   }
 
   /** Phase 1 of global-batch balancing: routing statistics of every micro-batch, no gradients (one read for the probabilities). */
@@ -277,10 +285,10 @@ export class Trainer {
     const accum = batches.length;
     const weights: Record<string, number> = auxLossWeights(cfg);
     const globals = accum > 1 ? await this.globalStats(batches) : null;
-    const ctx = this.layerContext(this.step, globals);
-    // data parallelism with one micro-batch: each layer all-reduces its statistics where it reads its routing
-    const reader = this.peers && !globals ? allReducingReader(this.peers) : undefined;
-    const shared = globals !== null || reader !== undefined; // aux losses come back already weighted by this share
+    // data parallelism with one micro-batch: the aux losses are formed after the forward from all-reduced statistics
+    const peers = globals ? null : this.peers;
+    const ctx = this.layerContext(this.step, globals, peers !== null);
+    const shared = globals !== null || peers !== null; // aux losses come back already weighted by this share
     const ranks = this.peers?.size ?? 1;
     const L = this.model.moeLayers.length;
     const E = this.model.moeLayers[0]?.config.numExperts ?? 0;
@@ -298,7 +306,8 @@ export class Trainer {
     for (const batch of batches) {
       const microLoads: Int32Array[] = [];
       const { value, grads } = await variableGradsAsync(async () => {
-        const out = await forwardBatch(this.model, batch, ctx, reader);
+        const out = await forwardBatch(this.model, batch, ctx);
+        if (peers) await allReducedAux(this.model, out, peers);
         let total = tf.div(out.loss, accum * ranks) as tf.Scalar; // a token mean: this micro-batch's (and rank's) share
         if (poison) total = tf.mul(total, NaN) as tf.Scalar;
         // the numbers the log needs, read with the step's one read: [loss, (aux per layer and name)…, entropy per layer…]
