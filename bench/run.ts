@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only profile,lm,speed,plan,parallel,report,sparse_accumulation,playground,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt] [-- --torch-lm c.txt] [-- --pytorch] [-- --profile-config FILE.yaml] [-- --label KEY]`:
+ * `npm run bench [-- --backend wasm|cpu|webgpu] [-- --only profile,lm,speed,plan,parallel,data_parallel,report,sparse_accumulation,playground,moe] [-- --quick | --smoke] [-- --torch a.txt,b.txt] [-- --torch-lm c.txt] [-- --pytorch] [-- --profile-config FILE.yaml] [-- --label KEY]`:
  * runs the benchmarks and writes bench/results.json (merged per backend, so wasm and webgpu figures can
  * live side by side). `speed` (bench/run_speed.ts) prints its markdown table; `--torch` takes the output
  * of reference_moe_torch.py (as given, then with x.requires_grad) from the same device call; `lm` (bench/lm.ts)
  * times whole Trainer steps (gpu-lm on WebGPU, small-lm), `--torch-lm` the PyTorch LM reference's output. `profile`
  * (bench/profile.ts) times and profiles the small-lm step on the CPU, with `--pytorch` beside PyTorch's in the same
- * rounds. `--label KEY` files the figures under KEY instead of the backend's name (e.g. a pinned-core run).
+ * rounds. `data_parallel` (bench/data_parallel.ts) times small-lm's step on one thread against parallel.dp_size 2 in
+ * alternation. `--label KEY` files the figures under KEY instead of the backend's name (e.g. a pinned-core run).
  */
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { benchMoe } from './moe.ts';
 import { benchSpeed } from './run_speed.ts';
 import { benchPlan } from './plan.ts';
 import { benchParallel } from './parallel.ts';
+import { benchDataParallel } from './data_parallel.ts';
 import { benchPlayground } from './playground.ts';
 import { benchReport } from './report.ts';
 import { benchSparseAccumulation } from './sparse_accum.ts';
@@ -27,7 +29,7 @@ const args = process.argv.slice(2);
 const arg = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
 const requested = (arg('backend') ?? 'wasm') as BackendName;
 // default: every CPU benchmark (the GPU run takes --only speed with --backend webgpu)
-const only = arg('only')?.split(',') ?? (requested === 'webgpu' ? ['lm', 'speed'] : ['profile', 'speed', 'plan', 'parallel', 'report', 'sparse_accumulation', 'playground']);
+const only = arg('only')?.split(',') ?? (requested === 'webgpu' ? ['lm', 'speed'] : ['profile', 'speed', 'plan', 'parallel', 'data_parallel', 'report', 'sparse_accumulation', 'playground']);
 const out = arg('out') ?? 'bench/results.json';
 
 const backend = await initBackend(requested);
@@ -49,6 +51,7 @@ const benches: Record<string, () => Promise<Record<string, unknown>>> = {
   moe: () => benchMoe(),
   plan: () => benchPlan(),
   parallel: () => benchParallel(),
+  data_parallel: () => benchDataParallel(args.includes('--quick') ? { steps: 1, rounds: 2, warmSteps: 2 } : {}),
   report: () => benchReport(),
   sparse_accumulation: () => benchSparseAccumulation(),
   playground: () => benchPlayground(),

@@ -333,7 +333,7 @@ describe('defaults', () => {
         dead_expert: { window: 50, revive: 'none' },
         sparse_accumulation: { enabled: false, min_active_share: 0.5 },
       },
-      parallel: { ep_size: 1, nodes: 1, mode: 'flat', chunks: 1, placement: null },
+      parallel: { ep_size: 1, dp_size: 1, nodes: 1, mode: 'flat', chunks: 1, placement: null },
       recompute: false, dispatcher: 'auto',
       logging: { tensorboard: false },
     });

@@ -31,6 +31,42 @@ function divisors(n: number): number[] {
 const list = (xs: number[]) => (xs.length > 12 ? `${xs.slice(0, 12).join(', ')}, ...` : xs.join(', '));
 const TOKEN_DROP_POLICIES = 'drop-position | drop-probability | reroute | pad';
 
+/**
+ * Why data parallelism over `dp` ranks (each a replica on batch_size/dp sequences) would not train exactly as
+ * one thread does: whatever looks at the whole batch at once (expert choice, Sinkhorn, capacity per batch,
+ * the variance loss), draws router noise per batch, or needs a thread it cannot have. Empty: allowed.
+ */
+export function dataParallelIssues(c: Config, dp: number): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const bad = (path: string, message: string) => out.push({ path, message });
+  const d = `parallel.dp_size = ${dp}`;
+  if (c.batch_size % dp !== 0) {
+    bad('parallel.dp_size', `${d} does not divide batch_size = ${c.batch_size} (each rank takes batch_size/dp_size sequences); allowed: ${list(divisors(c.batch_size).filter((x) => x <= 64))}`);
+  }
+  const r = c.router.type;
+  if (r === 'expert_choice' || r === 'sinkhorn') {
+    bad('router.type', `router.type ${r} ${r === 'sinkhorn' ? 'normalises' : 'picks'} over every token of the batch, which no rank sees with ${d}; allowed with dp_size > 1: topk | group_limited (or dp_size 1)`);
+  } else if (r === 'noisy_topk' || r === 'gumbel') {
+    bad('router.type', `router.type ${r} draws its noise for the whole batch, which a rank's share would not reproduce with ${d}; allowed with dp_size > 1: topk | group_limited (or dp_size 1)`);
+  }
+  if (c.drop_policy !== 'dropless') {
+    bad('drop_policy', `drop_policy "${c.drop_policy}" keeps a capacity per batch, which ${d} would turn into a capacity per rank; allowed with dp_size > 1: dropless (or dp_size 1)`);
+  }
+  if (c.use_load_balance && c.aux_loss.type === 'variance' && c.aux_loss.weight > 0) {
+    bad('aux_loss.type', `aux_loss.type "variance" is not linear in the batch's mean probabilities, so its ${d} parts do not add up to the whole batch's; allowed with dp_size > 1: none | switch | kl | cv2 | sequence | group (or dp_size 1)`);
+  }
+  if (c.balance.sparse_accumulation.enabled) {
+    bad('balance.sparse_accumulation.enabled', `sparse accumulation keeps per-micro-batch expert gradients on one thread, which ${d} splits; allowed with dp_size > 1: false (or dp_size 1)`);
+  }
+  if (c.parallel.ep_size > 1) {
+    bad('parallel.dp_size', `${d} together with parallel.ep_size = ${c.parallel.ep_size} is not supported (each data-parallel rank would need its own expert workers); allowed: dp_size 1 with ep_size > 1, or ep_size 1`);
+  }
+  if (c.backend === 'webgpu') {
+    bad('parallel.dp_size', `${d} runs replicas in wasm worker threads, and backend webgpu has one GPU queue; allowed with webgpu: 1, or backend wasm | cpu`);
+  }
+  return out;
+}
+
 /** Every cross-field problem of a config whose fields are individually valid; `written(path)`: the user's file set it. */
 export function crossChecks(c: Config, written: (path: string) => boolean = () => true): ConfigIssue[] {
   const out: ConfigIssue[] = [];
@@ -104,6 +140,9 @@ export function crossChecks(c: Config, written: (path: string) => boolean = () =
   }
   if (p.ep_size % p.nodes !== 0) bad('parallel.nodes', `parallel.ep_size = ${p.ep_size} ranks cannot be split evenly into parallel.nodes = ${p.nodes} nodes; allowed: ${list(divisors(p.ep_size))}`);
   if (p.chunks > T) bad('parallel.chunks', `parallel.chunks = ${p.chunks} exceeds the ${T} tokens per micro-batch (batch_size·seq_len); allowed: 1..${T}`);
+
+  // Data parallelism (a number; `auto` falls back to 1 where these would refuse it: run.ts).
+  if (typeof p.dp_size === 'number' && p.dp_size > 1) for (const i of dataParallelIssues(c, p.dp_size)) out.push(i);
 
   // What the webgpu backend cannot run (WebGPU in Node has no synchronous read-back).
   if (c.backend === 'webgpu' && p.ep_size > 1) {

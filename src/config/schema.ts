@@ -129,6 +129,7 @@ const BalanceSchema = section('balance', {
 
 const ParallelSchema = section('parallel', {
   ep_size: int(1, 64).default(1), // expert-parallel ranks (worker threads), each owning E/ep_size experts
+  dp_size: z.union([int(1, 64), z.literal('auto')], { error: 'an integer in 1..64 or auto' }).default(1), // data-parallel ranks (main thread + worker threads), each a full replica on batch_size/dp_size sequences; auto: min(cores, 2), 1 where not allowed
   nodes: int(1, 64).default(1), // ranks are grouped into this many "nodes" (hierarchical all-to-all)
   mode: oneOf(['flat', 'hierarchical']).default('flat'), // flat all-to-all, or once per node then fan out inside it
   chunks: int(1, 4_096).default(1), // pipeline chunks per micro-batch (overlap dispatch with compute)

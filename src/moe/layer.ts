@@ -98,6 +98,8 @@ export interface ForwardContext {
   globalStats?: GlobalBalanceStats;
   /** routing read ahead with `await layer.readRouting(x, ctx)`: plan() uses it instead of a dataSync. */
   hostRouting?: HostRouting;
+  /** aux losses left out: the caller forms them with auxLosses(routing, stats) once statistics over every data-parallel rank are known. */
+  deferAux?: boolean;
 }
 
 /** Mean entropy of the rows of probs: (1/T) Σ_t −Σ_i p log p. */
@@ -250,7 +252,7 @@ export class MoELayer {
       const s = this.shared;
       y = tf.add(y, ffn(x, s.w1.squeeze([0]) as tf.Tensor2D, s.w2.squeeze([0]) as tf.Tensor2D, s.w3 ? (s.w3.squeeze([0]) as tf.Tensor2D) : null, this.config.activation)) as tf.Tensor2D;
     }
-    return { y, aux: this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap, ctx.hostRouting), routing };
+    return { y, aux: ctx.deferAux ? {} : this.auxLosses(routing, ctx.globalStats), stats: this.stats(routing, plan, cap, ctx.hostRouting), routing };
   }
 
   /** Where this layer's routed experts run: the executor set from outside, else local (recomputed if configured). */

@@ -87,6 +87,42 @@ export interface ExpertParallelBridge extends RemoteExperts {
 /** Starts expert parallelism for these MoE layers from their current expert weights (ready when resolved). */
 export type StartExpertParallel = (cfg: Config, layers: MoELayer[]) => Promise<ExpertParallelBridge>;
 
+/** The data-parallel ranks as one rank sees them (parallel.dp_size > 1): an all-reduce of host numbers. */
+export interface DataParallelPeers {
+  /** ranks in all, this one included. */
+  size: number;
+  /** Σ_r v_r over every rank, added in rank order, so every rank gets the same numbers. Each rank calls it in the same order. */
+  allReduce(v: Float64Array): Promise<Float64Array>;
+}
+
+/** What a worker rank's share of one step sends back to rank 0 (its gradients lie in the bridge's grads(r)). */
+export interface RankResult {
+  /** per micro-batch: [loss, aux…, entropy…] as the step's read lays them out. */
+  readouts: Float32Array;
+  loads: Int32Array[];
+  routed: Int32Array[];
+  dropped: number[];
+  assignments: number[];
+}
+
+/** Rank 0's handle on the data-parallel worker ranks 1..size-1, each a full model replica. */
+export interface DataParallelBridge extends DataParallelPeers {
+  /** shared with every worker: rank 0 writes every parameter and buffer here (flat, in model order), then calls weightsWritten(). */
+  weights: Float32Array;
+  /** the workers' replicas take `weights` before their next step. */
+  weightsWritten(): void;
+  /** worker rank r's gradients of the last step (flat, parameters in model order), valid once results() resolved. */
+  grads(r: number): Float32Array;
+  /** starts step `step` on the workers; shares[r-1] are rank r's micro-batches. */
+  start(step: number, shares: Batch[][], poison: boolean): void;
+  /** the workers' results of the started step, rank 1 first. */
+  results(): Promise<RankResult[]>;
+  dispose(): Promise<void>;
+}
+
+/** Starts size−1 worker ranks with replicas of cfg's model for a vocabulary of `vocab`, with flat buffers of these sizes (ready when resolved). */
+export type StartDataParallel = (cfg: Config, size: number, vocab: number, sizes: { weights: number; grads: number }) => Promise<DataParallelBridge>;
+
 /** What a Trainer is built with. */
 export interface TrainerEnv {
   data: DataSource;
@@ -94,4 +130,8 @@ export interface TrainerEnv {
   checkpoints?: CheckpointStore;
   /** absent: parallel.ep_size > 1 is refused. */
   startExpertParallel?: StartExpertParallel;
+  /** absent: parallel.dp_size > 1 is refused and `auto` means 1. */
+  startDataParallel?: StartDataParallel;
+  /** cores that `parallel.dp_size: auto` may use (absent: 1). */
+  cores?: number;
 }

@@ -1,13 +1,15 @@
 /**
- * Expert parallelism for the Trainer in Node: reads the planner's placement file (parallel.placement) and
- * starts the worker threads (src/parallel/) that own the routed experts, their gradients and their AdamW.
+ * Parallelism for the Trainer in Node: expert parallelism reads the planner's placement file (parallel.placement)
+ * and starts the worker threads (src/parallel/) that own the routed experts, their gradients and their AdamW;
+ * data parallelism starts worker threads with full replicas.
  */
 import type { Config } from '../config/schema.ts';
 import type { MoELayer } from '../moe/layer.ts';
+import { DataParallel } from '../parallel/data_parallel.ts';
 import { ExpertParallel } from '../parallel/expert_parallel.ts';
 import { placementFromPhy2Log } from '../parallel/placement.ts';
 import { readPlacement } from '../plan/placement_io.ts';
-import type { ExpertParallelBridge } from './env.ts';
+import type { DataParallelBridge, ExpertParallelBridge } from './env.ts';
 
 /** Worker threads for parallel.ep_size ranks, started from the layers' current expert weights. */
 export async function startExpertParallel(cfg: Config, layers: MoELayer[]): Promise<ExpertParallelBridge> {
@@ -22,4 +24,9 @@ export async function startExpertParallel(cfg: Config, layers: MoELayer[]): Prom
   });
   await ep.ready();
   return ep;
+}
+
+/** Worker threads for parallel.dp_size ranks (rank 0 is the caller), each with a replica of cfg's model. */
+export async function startDataParallel(cfg: Config, size: number, vocab: number, sizes: { weights: number; grads: number }): Promise<DataParallelBridge> {
+  return DataParallel.start(cfg, size, vocab, sizes);
 }

@@ -3,6 +3,7 @@
  * Files, signals and threads live here; each optimizer step is the Trainer's (step.ts).
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { configToYaml } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -17,7 +18,7 @@ import { createDataSource } from './data_source.ts';
 import { evaluate } from './evaluate.ts';
 import { lockRunFolder, refuseLinks, removeLeftovers, writeIfChanged, type RunLock } from './run_folder.ts';
 import { tokenizerToJson } from '../data/tokenizer.ts';
-import { startExpertParallel } from './parallel_bridge.ts';
+import { startDataParallel, startExpertParallel } from './parallel_bridge.ts';
 import { meanOf, stepRecord } from './record.ts';
 import { Trainer, learningRateAt, type StepResult, type TrainerEnv } from './step.ts';
 
@@ -57,7 +58,7 @@ export interface TrainSummary {
 
 /** The Node environment of a run folder: its data (tokenizer.json), its checkpoints/, worker threads. */
 export function runFolderEnv(cfg: Config, outDir: string): TrainerEnv {
-  return { data: createDataSource(cfg, outDir), checkpoints: checkpointStore(outDir), startExpertParallel };
+  return { data: createDataSource(cfg, outDir), checkpoints: checkpointStore(outDir), startExpertParallel, startDataParallel, cores: os.availableParallelism() };
 }
 
 /** A Trainer on the run folder outDir (fresh, or ready to restore() its newest checkpoint). */
@@ -93,11 +94,12 @@ export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSumma
 /** train() with the run folder's lock held. */
 async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) => void, lock: RunLock): Promise<TrainSummary> {
   const dir = opts.outDir;
-  const t = new Trainer(cfg, { data: createDataSource(cfg, dir), checkpoints: checkpointStore(dir), startExpertParallel });
+  const t = new Trainer(cfg, runFolderEnv(cfg, dir));
   const metricsFile = path.join(dir, 'metrics.jsonl');
   let resumedFrom: number | undefined;
   try {
-    await t.startParallel();
+    await t.startParallel(log);
+    if (t.dp) log(`data parallelism: ${t.dp.size} ranks (the main thread and ${t.dp.size - 1} worker thread${t.dp.size > 2 ? 's' : ''}), each on batch_size/${t.dp.size} sequences`);
     const step = opts.resume ? await t.restoreAll() : 0;
     if (opts.resume) resumedFrom = step;
     // The run starts: from here on the folder changes.
@@ -112,6 +114,8 @@ async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) 
     for (const note of scheduleNotes(cfg)) log(note); // a run shorter than its intervals: said once
   } catch (e) {
     if (t.ep) await t.ep.dispose().catch(() => {});
+    if (t.dp) await t.dp.dispose().catch(() => {});
+    t.dp = null;
     t.dispose();
     throw e;
   }
@@ -174,6 +178,7 @@ async function trainLocked(cfg: Config, opts: TrainOptions, log: (line: string) 
     writer.close();
     tb?.close();
     if (t.ep) { await t.ep.dispose().catch(() => {}); t.ep = null; } // never leave worker threads behind, even on failure
+    if (t.dp) { await t.dp.dispose().catch(() => {}); t.dp = null; t.peers = null; }
   }
   const elapsed = (performance.now() - t0) / 1000;
   const ran = Math.max(1, t.step - startStep);

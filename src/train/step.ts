@@ -14,15 +14,17 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../config/schema.ts';
 import { checkGpuErrors, trimGpuPool } from '../webgpu_device.ts';
 import type { GlobalBalanceStats } from '../losses/global_batch.ts';
+import { dataParallelIssues } from '../config/checks.ts';
 import { MoEModel, auxLossWeights, type ModelOutput } from '../model/model.ts';
 import type { ForwardContext } from '../moe/layer.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { clipOnDevice, normFromParts } from '../optim/clip.ts';
 import { scoped, variableGradsAsync } from '../ops/async_grads.ts';
+import { copyInto, flatLayout, tensorFrom, writeFlat, type FlatLayout } from '../parallel/flat_buffers.ts';
 import { learningRate } from '../optim/schedule.ts';
 import { Rng } from '../rng.ts';
 import { createControllers, createSparseAccumulator, expertKeys, expertUpdateMask, tauAt, noiseScaleAt, type Controller, type ControllerContext } from './controllers/index.ts';
-import type { Batch, Checkpoint, CheckpointStore, DataSource, ExpertParallelBridge, TrainState, TrainerEnv } from './env.ts';
+import type { Batch, Checkpoint, CheckpointStore, DataParallelBridge, DataParallelPeers, DataSource, ExpertParallelBridge, RankResult, TrainState, TrainerEnv } from './env.ts';
 
 export type { Batch, DataSource, TrainerEnv } from './env.ts';
 
@@ -41,6 +43,84 @@ export function learningRateAt(step: number, cfg: Config): number {
 export function forwardBatch(model: MoEModel, batch: Batch, ctx: (layer: number) => ForwardContext): Promise<ModelOutput> {
   if (batch.kind === 'tokens') return model.forwardLMAsync(batch.inputs, batch.targets, batch.B, batch.L, ctx);
   return model.forwardMlpAsync(tf.tensor2d(batch.inputs, [batch.T, batch.D]), tf.tensor2d(batch.targets, [batch.T, batch.D]), ctx);
+}
+
+/** Tokens in one micro-batch (rows for moe_mlp). */
+export function batchTokens(b: Batch): number {
+  return b.kind === 'tokens' ? b.B * b.L : b.T;
+}
+
+/** Rank r's share of a batch split by sequences into `size` equal parts (moe_mlp: by rows). */
+export function batchShare(b: Batch, r: number, size: number): Batch {
+  if (b.kind === 'tokens') {
+    const B = b.B / size, n = B * b.L;
+    return { kind: 'tokens', inputs: b.inputs.slice(r * n, (r + 1) * n), targets: b.targets.slice(r * n, (r + 1) * n), B, L: b.L };
+  }
+  const T = b.T / size, n = T * b.D;
+  return { kind: 'vectors', inputs: b.inputs.slice(r * n, (r + 1) * n), targets: b.targets.slice(r * n, (r + 1) * n), T, D: b.D };
+}
+
+/**
+ * The data-parallel ranks parallel.dp_size asks for, given `cores` for `auto` (min(cores, 2), or 1 where
+ * dataParallelIssues refuses it, with a note saying why) and whether the environment has threads.
+ */
+export function resolveDataParallel(cfg: Config, cores: number, threads: boolean): { size: number; note: string | null } {
+  const want = cfg.parallel.dp_size;
+  if (want !== 'auto') {
+    if (want > 1 && !threads) throw new Error(`parallel.dp_size = ${want} needs worker threads, which this environment does not provide; allowed here: 1`);
+    return { size: want, note: null };
+  }
+  const size = Math.min(2, Math.max(1, Math.floor(cores)));
+  if (size === 1 || !threads) return { size: 1, note: null };
+  const issues = dataParallelIssues(cfg, size);
+  if (issues.length) return { size: 1, note: `parallel.dp_size auto: one thread (${issues.map((i) => `${i.path}: ${i.message.split(';')[0]}`).join('; ')})` };
+  return { size, note: null };
+}
+
+/**
+ * Forms every MoE layer's aux losses of a forward run with `deferAux` from balance statistics all-reduced over
+ * the data-parallel ranks in one exchange: per layer [counts (E), Σ_t probs (E), tokens] summed, so every rank
+ * forms the whole batch's balance losses (global_batch.ts), its gradient through its own tokens' probabilities
+ * weighted by its token share. The aux losses only enter the loss at the end, so one exchange per forward suffices.
+ */
+export async function allReducedAux(model: MoEModel, out: ModelOutput, peers: DataParallelPeers): Promise<void> {
+  const L = out.moe.length;
+  const E = model.moeLayers[0]?.config.numExperts ?? 0;
+  if (L === 0) return;
+  const sums = tf.tidy(() => tf.stack(out.moe.map((m) => tf.mul(m.stats.meanProbs, m.stats.numTokens)))); // [L, E] Σ_t p
+  const probSum = (await sums.data()) as Float32Array;
+  sums.dispose();
+  const W = 2 * E + 1;
+  const v = new Float64Array(L * W);
+  out.moe.forEach((m, l) => {
+    m.stats.routed.forEach((c, e) => { v[l * W + e] = c; });
+    for (let e = 0; e < E; e++) v[l * W + E + e] = probSum[l * E + e];
+    v[l * W + 2 * E] = m.stats.numTokens;
+  });
+  const g = await peers.allReduce(v);
+  out.moe.forEach((m, l) => {
+    const o = l * W;
+    const tokens = g[o + 2 * E];
+    const stats = { counts: Float32Array.from(g.subarray(o, o + E)), meanProbs: Float32Array.from(g.subarray(o + E, o + 2 * E), (p) => p / tokens), tokens, tokenShare: m.stats.numTokens / tokens };
+    m.aux = model.moeLayers[l].auxLosses(m.routing, stats);
+  });
+}
+
+/**
+ * Folds the workers' read-back numbers into rank 0's (vals: `accum` micro-batches of [loss, aux…, entropy…]):
+ * loss and entropy are token means, so averaged over the equal shares; aux losses already carry each rank's
+ * token share, so summed.
+ */
+export function mergeReadouts(vals: ArrayLike<number>, others: Float32Array[], accum: number, auxCount: number, layers: number): Float64Array {
+  const width = 1 + auxCount + layers;
+  const out = Float64Array.from({ length: accum * width }, (_, i) => vals[i]);
+  const size = others.length + 1;
+  for (let i = 0; i < out.length; i++) {
+    for (const o of others) out[i] += o[i];
+    const j = i % width;
+    if (j === 0 || j > auxCount) out[i] /= size;
+  }
+  return out;
 }
 
 /** What one optimizer step measured (host numbers for the log). */
@@ -93,6 +173,12 @@ export class Trainer {
   controllerMetrics: Record<string, unknown> = {};
   /** expert parallelism (parallel.ep_size > 1): the routed experts' weights, gradients and AdamW live elsewhere. */
   ep: ExpertParallelBridge | null = null;
+  /** data parallelism on rank 0: the worker ranks (parallel.dp_size > 1). */
+  dp: DataParallelBridge | null = null;
+  /** data parallelism on any rank: the all-reduce of balance statistics. */
+  peers: DataParallelPeers | null = null;
+  /** data parallelism: the workers' replicas differ from these weights (after an update or a restore). */
+  private replicasStale = true;
 
   /** A trainer on env's data, checkpoint storage and expert-parallel workers (run.ts's openTrainer: a run folder). */
   constructor(cfg: Config, env: TrainerEnv) {
@@ -119,9 +205,21 @@ export class Trainer {
     return this.model.variables().filter((v) => !experts.has(v));
   }
 
-  /** Starts expert parallelism (parallel.ep_size > 1) from the model's current expert weights. */
-  async startParallel(): Promise<void> {
+  /**
+   * Starts expert parallelism (parallel.ep_size > 1) from the model's current expert weights, or data
+   * parallelism (parallel.dp_size > 1 or auto); `log` hears why auto stayed at one thread.
+   */
+  async startParallel(log: (line: string) => void = () => {}): Promise<void> {
     const p = this.cfg.parallel;
+    if (!this.dp && p.dp_size !== 1) {
+      const { size, note } = resolveDataParallel(this.cfg, this.env.cores ?? 1, !!this.env.startDataParallel);
+      if (note) log(note);
+      if (size > 1) {
+        this.dp = await this.env.startDataParallel!(this.cfg, size, this.data.vocab, { weights: this.weightLayout().total, grads: this.gradLayout().total });
+        this.peers = this.dp;
+        this.replicasStale = true;
+      }
+    }
     if (p.ep_size <= 1 || this.ep) return;
     if (!this.env.startExpertParallel) throw new Error(`parallel.ep_size = ${p.ep_size} needs worker threads, which this environment does not provide; use ep_size 1`);
     this.ep = await this.env.startExpertParallel(this.cfg, this.model.moeLayers);
@@ -129,10 +227,10 @@ export class Trainer {
   }
 
   /** The forward context of step `step` for every layer (τ and noise annealing live here). */
-  private layerContext(step: number, globals: GlobalBalanceStats[] | null): (layer: number) => ForwardContext {
+  private layerContext(step: number, globals: GlobalBalanceStats[] | null, deferAux = false): (layer: number) => ForwardContext {
     const tau = tauAt(step, this.cfg);
     const noiseScale = noiseScaleAt(step, this.cfg);
-    return (l) => ({ training: true, rng: this.noiseRng, tau, noiseScale, globalStats: globals?.[l] });
+    return (l) => ({ training: true, rng: this.noiseRng, tau, noiseScale, globalStats: globals?.[l], deferAux });
   }
 
   /** Phase 1 of global-batch balancing: routing statistics of every micro-batch, no gradients (one read for the probabilities). */
@@ -149,14 +247,26 @@ export class Trainer {
         out.moe.forEach((m, l) => m.stats.routed.forEach((c, e) => { counts[l][e] += c; }));
         return tf.stack(out.moe.map((m) => tf.mul(m.stats.meanProbs, m.stats.numTokens)));
       }));
-      tokens += this.data.tokensPerBatch;
+      tokens += batchTokens(b);
     }
     const total = sums.reduce((x, y) => tf.add(x, y)); // a fold: addN binds every input at once (WebGPU allows 8)
-    const probSum = (await total.data()) as Float32Array;
+    let probSum: ArrayLike<number> = (await total.data()) as Float32Array;
     tf.dispose([total, ...sums]);
     this.noiseRng.setState(saved); // phase 2 replays the same router noise
-    const share = this.data.tokensPerBatch / tokens;
-    return counts.map((c, l) => ({ counts: c, meanProbs: probSum.slice(l * E, (l + 1) * E).map((s) => s / tokens), tokens, tokenShare: share }));
+    if (this.peers) {
+      // data parallelism: the statistics of every rank's micro-batches, [counts (L·E), Σ p (L·E), tokens]
+      const LE = counts.length * E;
+      const v = new Float64Array(2 * LE + 1);
+      counts.forEach((c, l) => c.forEach((x, e) => { v[l * E + e] = x; }));
+      for (let i = 0; i < LE; i++) v[LE + i] = probSum[i];
+      v[2 * LE] = tokens;
+      const g = await this.peers.allReduce(v);
+      counts.forEach((c, l) => c.forEach((_, e) => { c[e] = g[l * E + e]; }));
+      probSum = g.slice(LE, 2 * LE);
+      tokens = g[2 * LE];
+    }
+    const share = batchTokens(batches[0]) / tokens;
+    return counts.map((c, l) => ({ counts: c, meanProbs: Float32Array.from({ length: E }, (_, e) => probSum[l * E + e] / tokens), tokens, tokenShare: share }));
   }
 
   /**
@@ -169,7 +279,11 @@ export class Trainer {
     const accum = batches.length;
     const weights: Record<string, number> = auxLossWeights(cfg);
     const globals = accum > 1 ? await this.globalStats(batches) : null;
-    const ctx = this.layerContext(this.step, globals);
+    // data parallelism with one micro-batch: the aux losses are formed after the forward from all-reduced statistics
+    const peers = globals ? null : this.peers;
+    const ctx = this.layerContext(this.step, globals, peers !== null);
+    const shared = globals !== null || peers !== null; // aux losses come back already weighted by this share
+    const ranks = this.peers?.size ?? 1;
     const L = this.model.moeLayers.length;
     const E = this.model.moeLayers[0]?.config.numExperts ?? 0;
     const res: StepResult = {
@@ -187,7 +301,8 @@ export class Trainer {
       const microLoads: Int32Array[] = [];
       const { value, grads } = await variableGradsAsync(async () => {
         const out = await forwardBatch(this.model, batch, ctx);
-        let total = tf.div(out.loss, accum) as tf.Scalar;
+        if (peers) await allReducedAux(this.model, out, peers);
+        let total = tf.div(out.loss, accum * ranks) as tf.Scalar; // a token mean: this micro-batch's (and rank's) share
         if (poison) total = tf.mul(total, NaN) as tf.Scalar;
         // the numbers the log needs, read with the step's one read: [loss, (aux per layer and name)…, entropy per layer…]
         const read: tf.Scalar[] = [out.loss];
@@ -196,7 +311,7 @@ export class Trainer {
           for (const [name, v] of Object.entries(m.aux)) {
             const w = weights[name] ?? 0;
             // with global stats an aux loss already carries this micro-batch's share; else average over micro-batches
-            const scaled = globals ? v! : (tf.div(v!, accum) as tf.Scalar);
+            const scaled = shared ? v! : (tf.div(v!, accum) as tf.Scalar);
             read.push(scaled);
             auxNames.push(name);
             if (w > 0) total = tf.add(total, tf.mul(scaled, w)) as tf.Scalar;
@@ -251,8 +366,28 @@ export class Trainer {
   /** One optimizer step: accumulate over micro-batches, clip, update (masked out on the device if non-finite), one read. */
   async trainStep(poison = false): Promise<StepResult> {
     const cfg = this.cfg;
-    const batches = Array.from({ length: cfg.grad_accum_steps }, () => this.data.next(this.dataRng));
-    const { grads: raw, res, masks, readouts, auxNames } = await this.accumulateGradients(batches, poison);
+    let batches = Array.from({ length: cfg.grad_accum_steps }, () => this.data.next(this.dataRng));
+    const dp = this.dp;
+    if (dp) {
+      // data parallelism: rank r trains on the r-th share of every micro-batch, its replica first made equal to ours
+      if (this.replicasStale) await this.sendWeights(dp);
+      dp.start(this.step, Array.from({ length: dp.size - 1 }, (_, r) => batches.map((b) => batchShare(b, r + 1, dp.size))), poison);
+      batches = batches.map((b) => batchShare(b, 0, dp.size));
+    }
+    const { grads: mine, res, masks, readouts, auxNames } = await this.accumulateGradients(batches, poison);
+    let raw = mine;
+    let others: RankResult[] = [];
+    if (dp) {
+      others = await dp.results();
+      raw = this.addRankGradients(mine, dp);
+      for (const o of others) {
+        o.loads.forEach((x, l) => x.forEach((c, e) => { res.loads[l][e] += c; }));
+        o.routed.forEach((x, l) => x.forEach((c, e) => { res.routed[l][e] += c; }));
+        o.dropped.forEach((d, l) => { res.dropped[l] += d; });
+        o.assignments.forEach((a, l) => { res.assignments[l] += a; });
+      }
+      this.replicasStale = true; // the update below (and the controllers) change the weights
+    }
     const ctx: ControllerContext = {
       step: this.step, layers: this.model.moeLayers, loads: res.loads, routed: res.routed, capacities: res.capacity, taskLoss: NaN, // taskLoss: after the read
       ...(this.ep ? { experts: this.ep } : {}),
@@ -267,10 +402,12 @@ export class Trainer {
     tf.dispose(Object.values(acc));
     // the step's one read: every micro-batch's [loss, aux…, entropy…], then [max |g|, Σ (g/max)², scale]
     const all = tf.concat([...readouts, clip.parts]);
-    const vals = await all.data();
+    const read = await all.data();
     tf.dispose([all, ...readouts, clip.parts, clip.finite]);
     checkGpuErrors();
     trimGpuPool();
+    const merged = dp ? mergeReadouts(read, others.map((r) => r.readouts), readouts.length, auxNames.length, res.entropy.length) : null;
+    const vals: ArrayLike<number> = merged ? [...merged, ...read.slice(merged.length)] : read;
     const o = addReadouts(res, vals, readouts.length, auxNames);
     const norm = normFromParts(vals[o], vals[o + 1]);
     res.gradNorm = norm.norm;
@@ -296,6 +433,71 @@ export class Trainer {
     }
     this.step++;
     return res;
+  }
+
+  /** Where each parameter and buffer lies in the flat weights shared with data-parallel workers. */
+  weightLayout(): FlatLayout {
+    return flatLayout({ ...this.model.params, ...this.model.buffers() });
+  }
+
+  /** Where each parameter's gradient lies in a data-parallel worker's flat gradients. */
+  gradLayout(): FlatLayout {
+    return flatLayout(this.model.params);
+  }
+
+  /** rank 0's gradients (by variable name) plus each worker's (its flat buffer), added in rank order. */
+  private addRankGradients(mine: Record<string, tf.Tensor>, dp: DataParallelBridge): Record<string, tf.Tensor> {
+    const out: Record<string, tf.Tensor> = {};
+    const layout = this.gradLayout();
+    for (const e of layout.entries) {
+      const v = this.model.params[e.name];
+      const g = mine[v.name];
+      if (!g) continue;
+      out[v.name] = tf.tidy(() => {
+        let acc: tf.Tensor = g;
+        for (let r = 1; r < dp.size; r++) acc = tf.add(acc, tensorFrom(dp.grads(r).subarray(e.offset, e.offset + e.size), e.shape));
+        return acc;
+      });
+    }
+    tf.dispose(Object.values(mine));
+    return out;
+  }
+
+  /** Writes every parameter and buffer to the workers' shared weights (their replicas then equal this model). */
+  private async sendWeights(dp: DataParallelBridge): Promise<void> {
+    await writeFlat({ ...this.model.params, ...this.model.buffers() }, this.weightLayout(), dp.weights);
+    dp.weightsWritten();
+    this.replicasStale = false;
+  }
+
+  /**
+   * A worker rank's share of one step (data parallelism): its gradients summed over its micro-batches, the
+   * balance statistics all-reduced with the other ranks on the way, read back for rank 0.
+   */
+  async rankStep(step: number, batches: Batch[], poison: boolean, gradsOut: Float32Array): Promise<RankResult> {
+    this.step = step;
+    const { grads, res, masks, readouts } = await this.accumulateGradients(batches, poison);
+    for (const e of this.gradLayout().entries) {
+      const g = grads[this.model.params[e.name].name];
+      if (g) await copyInto(g, gradsOut, e.offset);
+      else gradsOut.fill(0, e.offset, e.offset + e.size);
+    }
+    const stacked = tf.concat(readouts);
+    const vals = Float32Array.from(await stacked.data());
+    tf.dispose([stacked, ...readouts, ...Object.values(grads), ...Object.values(masks)]);
+    return { readouts: vals, loads: res.loads, routed: res.routed, dropped: res.dropped, assignments: res.assignments };
+  }
+
+  /** Sets every parameter and buffer from flat weights in weightLayout() order (a worker rank's replica from rank 0's). */
+  setWeights(flat: Float32Array): void {
+    const named = { ...this.model.params, ...this.model.buffers() };
+    const layout = this.weightLayout();
+    if (layout.total !== flat.length) throw new Error(`data parallelism: the shared weights hold ${flat.length} numbers, this replica has ${layout.total}`);
+    for (const e of layout.entries) {
+      const t = tensorFrom(flat.subarray(e.offset, e.offset + e.size), e.shape);
+      named[e.name].assign(t);
+      t.dispose();
+    }
   }
 
   /** Training state for a checkpoint (everything but tensors). */
@@ -392,12 +594,16 @@ export class Trainer {
     this.step = ck.state.step;
     this.nanStreak = ck.state.nanStreak;
     this.skippedSteps = ck.state.skippedSteps;
+    this.replicasStale = true;
     return this.step;
   }
 
   dispose(): void {
     void this.ep?.dispose();
     this.ep = null;
+    void this.dp?.dispose();
+    this.dp = null;
+    this.peers = null;
     this.model.dispose();
     this.optimizer.dispose();
   }
