@@ -1,0 +1,210 @@
+/**
+ * Fused elementwise kernels for the tfjs wasm backend, plain JS loops over wasm-heap views. Each replaces a chain
+ * of small tfjs kernels (one dispatch, one heap allocation and one pass over memory per op) with one pass:
+ * the AdamW update, RMSNorm forward and backward, split/merge of attention heads with the RoPE rotation, and
+ * SwiGLU forward and backward. They are registered under their own kernel names for wasm only; the ops that use
+ * them (src/ops/, src/optim/adamw.ts) fall back to their tfjs-op chains where the kernel does not exist.
+ * Registered on import.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { WasmBackendLike } from './wasm_fast.ts';
+import { simdKernels } from './wasm_simd.ts';
+
+type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs?: Record<string, unknown> };
+
+export const ADAMW_KERNEL = 'SwitchyardAdamW';
+export const RMS_NORM_KERNEL = 'SwitchyardRmsNorm';
+export const RMS_NORM_GRAD_KERNEL = 'SwitchyardRmsNormGrad';
+export const HEADS_KERNEL = 'SwitchyardHeads';
+export const SWIGLU_KERNEL = 'SwitchyardSwiGlu';
+export const SWIGLU_GRAD_KERNEL = 'SwitchyardSwiGluGrad';
+
+const fr = Math.fround;
+const f32 = (wasm: WasmBackendLike, t: tf.TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
+
+/** The constants of one AdamW update, as the kernel's attrs. */
+export interface AdamWAttrs { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; bc1: number; bc2: number }
+
+/**
+ * AdamW on flat arrays, rounding to float32 after every operation exactly as the tfjs chain in adamwUpdate does
+ * (float32 constants included), so the result is the chain's bit for bit:
+ * m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g², θ' = θ − lr·(m'/bc1 / (√(v'/bc2) + ε) + λ·θ).
+ */
+export function adamwArrays(theta: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, h: AdamWAttrs, thetaOut: Float32Array, mOut: Float32Array, vOut: Float32Array): void {
+  const b1 = fr(h.beta1), c1 = fr(1 - h.beta1), b2 = fr(h.beta2), c2 = fr(1 - h.beta2);
+  const bc1 = fr(h.bc1), bc2 = fr(h.bc2), eps = fr(h.eps), wd = fr(h.weightDecay), lr = fr(h.lr);
+  const n = theta.length;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i];
+    const mi = fr(fr(m[i] * b1) + fr(gi * c1));
+    const vi = fr(fr(v[i] * b2) + fr(fr(gi * gi) * c2));
+    let u = fr(fr(mi / bc1) / fr(fr(Math.sqrt(fr(vi / bc2))) + eps));
+    if (wd > 0) u = fr(u + fr(theta[i] * wd));
+    thetaOut[i] = theta[i] - fr(u * lr);
+    mOut[i] = mi;
+    vOut[i] = vi;
+  }
+}
+
+/** AdamW: inputs θ, m, v, g (float32, one shape) → [θ', m', v']; f32x4 code where the engine has SIMD, JS for the rest. */
+function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const { theta, m, v, g } = inputs;
+  const h = attrs as unknown as AdamWAttrs;
+  const wasm = backend as WasmBackendLike;
+  const outs = [wasm.makeOutput(theta.shape, 'float32'), wasm.makeOutput(theta.shape, 'float32'), wasm.makeOutput(theta.shape, 'float32')];
+  // views after every allocation: a heap growth detaches earlier views
+  const a = [theta, m, v, g, ...outs].map((t) => f32(wasm, t));
+  const n = a[0].length;
+  const simd = simdKernels(backend);
+  const done = simd ? n - (n % 4) : 0;
+  if (simd && done > 0) {
+    simd.adamw(a[0].byteOffset, a[1].byteOffset, a[2].byteOffset, a[3].byteOffset, a[4].byteOffset, a[5].byteOffset, a[6].byteOffset, 4 * done,
+      h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.bc1, h.bc2, h.eps, h.weightDecay, h.lr);
+  }
+  if (done < n) {
+    const [th, mm, vv, gg, oth, om, ov] = a.map((x) => x.subarray(done));
+    adamwArrays(th, mm, vv, gg, h, oth, om, ov);
+  }
+  return outs;
+}
+
+/** RMSNorm forward: x [N, D], g [D] → y = x·r·g and r [N] = 1/√(mean(x²) + ε) per row (kept for the backward). */
+function rmsNormKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
+  const { x, g } = inputs;
+  const eps = attrs!.eps as number;
+  const [N, D] = x.shape;
+  const wasm = backend as WasmBackendLike;
+  const yT = wasm.makeOutput([N, D], 'float32');
+  const rT = wasm.makeOutput([N], 'float32');
+  const xv = f32(wasm, x), gv = f32(wasm, g), y = f32(wasm, yT), r = f32(wasm, rT);
+  for (let n = 0; n < N; n++) {
+    const o = n * D;
+    let ss = 0;
+    for (let d = 0; d < D; d++) ss += xv[o + d] * xv[o + d];
+    const rn = 1 / Math.sqrt(ss / D + eps);
+    r[n] = rn;
+    for (let d = 0; d < D; d++) y[o + d] = xv[o + d] * rn * gv[d];
+  }
+  return [yT, rT];
+}
+
+/**
+ * RMSNorm backward: dy, x [N, D], g [D], r [N] → dx = r·g·dy − x·r³/D·Σ_d(dy·g·x), dg = Σ_n dy·x·r.
+ * dg is summed in float64.
+ */
+function rmsNormGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
+  const { dy, x, g, r } = inputs;
+  const [N, D] = x.shape;
+  const wasm = backend as WasmBackendLike;
+  const dxT = wasm.makeOutput([N, D], 'float32');
+  const dgT = wasm.makeOutput([D], 'float32');
+  const dyv = f32(wasm, dy), xv = f32(wasm, x), gv = f32(wasm, g), rv = f32(wasm, r), dx = f32(wasm, dxT);
+  const dg = new Float64Array(D);
+  for (let n = 0; n < N; n++) {
+    const o = n * D;
+    const rn = rv[n];
+    let dot = 0;
+    for (let d = 0; d < D; d++) {
+      const dyd = dyv[o + d], xd = xv[o + d];
+      dot += dyd * gv[d] * xd;
+      dg[d] += dyd * xd * rn;
+    }
+    const k = (rn * rn * rn * dot) / D;
+    for (let d = 0; d < D; d++) dx[o + d] = rn * gv[d] * dyv[o + d] - xv[o + d] * k;
+  }
+  f32(wasm, dgT).set(dg);
+  return [dxT, dgT];
+}
+
+/**
+ * Heads with the RoPE rotation. direction 'split': x [B·L, H·hd] → [B, H, L, hd]; 'merge': [B, H, L, hd] → [B·L, H·hd].
+ * With cos, sin [L, hd/2] each head vector is rotated on the way (rotate-half): [x1, x2] → [x1·c − x2·s', x1·s' + x2·c]
+ * with s' = sign·s, so sign −1 is the inverse rotation (the gradient of sign +1).
+ */
+function headsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { x, cos, sin } = inputs;
+  const split = attrs!.direction === 'split';
+  const L = attrs!.seqLen as number, H = attrs!.heads as number, sign = (attrs!.sign as number) ?? 1;
+  const wasm = backend as WasmBackendLike;
+  const size = x.shape.reduce((a, b) => a * b, 1);
+  const hd = split ? x.shape[1] / H : x.shape[3];
+  const D = H * hd;
+  const B = size / (L * D);
+  const outT = wasm.makeOutput(split ? [B, H, L, hd] : [B * L, D], 'float32');
+  if (size === 0) return outT;
+  const xv = f32(wasm, x), out = f32(wasm, outT);
+  const rope = cos !== undefined;
+  const cv = rope ? f32(wasm, cos) : null, sv = rope ? f32(wasm, sin) : null;
+  const half = hd / 2;
+  for (let b = 0; b < B; b++) {
+    for (let l = 0; l < L; l++) {
+      const row = (b * L + l) * D;
+      for (let h = 0; h < H; h++) {
+        const ho = ((b * H + h) * L + l) * hd;
+        const si = split ? row + h * hd : ho;
+        const di = split ? ho : row + h * hd;
+        if (!rope) { for (let j = 0; j < hd; j++) out[di + j] = xv[si + j]; continue; }
+        const t = l * half;
+        for (let j = 0; j < half; j++) {
+          const x1 = xv[si + j], x2 = xv[si + j + half];
+          const c = cv![t + j], s = sign * sv![t + j];
+          out[di + j] = x1 * c - x2 * s;
+          out[di + j + half] = x1 * s + x2 * c;
+        }
+      }
+    }
+  }
+  return outT;
+}
+
+/** SwiGLU forward: h, s = σ(h), u → (h·s)·u (the tfjs chain's order). */
+function swigluKernel({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const { h, s, u } = inputs;
+  const wasm = backend as WasmBackendLike;
+  const yT = wasm.makeOutput(h.shape, 'float32');
+  const hv = f32(wasm, h), sv = f32(wasm, s), uv = f32(wasm, u), y = f32(wasm, yT);
+  const simd = simdKernels(backend);
+  const done = simd ? hv.length - (hv.length % 4) : 0;
+  if (simd && done > 0) simd.swiglu(hv.byteOffset, sv.byteOffset, uv.byteOffset, y.byteOffset, 4 * done);
+  for (let i = done; i < hv.length; i++) y[i] = fr(hv[i] * sv[i]) * uv[i];
+  return yT;
+}
+
+/** SwiGLU backward: dy, h, s = σ(h), u → dh = (dy·u)·s + ((dy·u)·h)·(s·(1 − s)), du = dy·(h·s). */
+function swigluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
+  const { dy, h, s, u } = inputs;
+  const wasm = backend as WasmBackendLike;
+  const dhT = wasm.makeOutput(h.shape, 'float32');
+  const duT = wasm.makeOutput(h.shape, 'float32');
+  const dyv = f32(wasm, dy), hv = f32(wasm, h), sv = f32(wasm, s), uv = f32(wasm, u), dh = f32(wasm, dhT), du = f32(wasm, duT);
+  const simd = simdKernels(backend);
+  const done = simd ? hv.length - (hv.length % 4) : 0;
+  if (simd && done > 0) simd.swigluGrad(dyv.byteOffset, hv.byteOffset, sv.byteOffset, uv.byteOffset, dh.byteOffset, du.byteOffset, 4 * done);
+  for (let i = done; i < hv.length; i++) {
+    const a = hv[i], si = sv[i], d = dyv[i], du1 = fr(d * uv[i]);
+    du[i] = d * fr(a * si);
+    dh[i] = fr(du1 * si) + fr(fr(du1 * a) * fr(si * fr(1 - si)));
+  }
+  return [dhT, duT];
+}
+
+const KERNELS: [string, (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]][] = [
+  [ADAMW_KERNEL, adamwKernel], [RMS_NORM_KERNEL, rmsNormKernel], [RMS_NORM_GRAD_KERNEL, rmsNormGradKernel],
+  [HEADS_KERNEL, headsKernel], [SWIGLU_KERNEL, swigluKernel], [SWIGLU_GRAD_KERNEL, swigluGradKernel],
+];
+
+/** Registers (on = true, the default at import) or removes the fused kernels for wasm; removing them puts every
+ * caller on its tfjs-op chain (benchmarks and tests compare the two on one backend). */
+export function setWasmFusedKernels(on: boolean): void {
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+    if (on) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+  }
+}
+
+/** True when the active backend is wasm and the named fused kernel is registered for it. */
+export function fusedKernelActive(kernelName: string): boolean {
+  return tf.getBackend() === 'wasm' && tf.getKernel(kernelName, 'wasm') !== undefined;
+}
+
+setWasmFusedKernels(true);
