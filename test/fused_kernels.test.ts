@@ -1,5 +1,5 @@
 /**
- * The fused wasm kernels of src/kernels/wasm_fused.ts (AdamW, RMSNorm, attention heads with RoPE, SwiGLU) against
+ * The fused wasm kernels of src/kernels/wasm_fused.ts (AdamW, global-norm statistics, RMSNorm, attention heads with RoPE, SwiGLU) against
  * the tfjs-op chains they replace, run on the cpu backend (tfjs's reference kernels), values and gradients;
  * the custom gradients also against finite differences; AdamW also bit for bit against the chain on wasm.
  * Each check first asserts that the fused kernel really ran (tf.profile), so a silent fallback cannot pass.
@@ -7,11 +7,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, it, expect } from 'vitest';
 import { initBackend, type BackendName } from '../src/backend.ts';
-import { ADAMW_KERNEL, HEADS_KERNEL, RMS_NORM_GRAD_KERNEL, RMS_NORM_KERNEL, setWasmFusedKernels, SWIGLU_GRAD_KERNEL, SWIGLU_KERNEL } from '../src/kernels/wasm_fused.ts';
+import { ADAMW_KERNEL, CLIP_STATS_KERNEL, HEADS_KERNEL, RMS_NORM_GRAD_KERNEL, RMS_NORM_KERNEL, setWasmFusedKernels, SWIGLU_GRAD_KERNEL, SWIGLU_KERNEL } from '../src/kernels/wasm_fused.ts';
 import { simdKernels } from '../src/kernels/wasm_simd.ts';
 import { causalMask, causalSelfAttention, rmsNorm, ropeTables } from '../src/model/blocks.ts';
 import { ffn, swiglu } from '../src/moe/experts.ts';
 import { adamwUpdate, adamwUpdateOps, type AdamWHyper } from '../src/optim/adamw.ts';
+import { clipOnDevice } from '../src/optim/clip.ts';
 import { mergeHeadsFused, splitHeadsFused } from '../src/ops/heads.ts';
 import { expectClose, finiteDiff, randomArray } from './helpers.ts';
 
@@ -85,6 +86,36 @@ describe('fused AdamW (wasm)', () => {
     expectClose(out[0], Array(5).fill(0.85), 1e-6, 0);
     expectClose(out[1], Array(5).fill(0.2), 1e-7, 0);
     expectClose(out[2], Array(5).fill(0.004), 1e-8, 0);
+  });
+});
+
+describe('fused global-norm statistics (wasm)', () => {
+  const clip = (gs: tf.Tensor[], maxNorm: number | null, extraSq = 0) => () => {
+    const c = clipOnDevice(Object.fromEntries(gs.map((g, i) => [`p${i}`, g])), maxNorm, extraSq);
+    return [c.parts, c.finite, ...Object.values(c.grads)];
+  };
+  const grads = () => [t([7, 5], 51, 3), t([13], 52, 0.01), t([4, 3, 9], 53)];
+  it('[max |g|, Σ (g/a)², scale], finite and the clipped gradients equal the cpu backend\'s chain', async () => {
+    await fusedMatchesCpu(clip(grads(), 0.5), [CLIP_STATS_KERNEL], 1e-6, 1e-5);
+    await fusedMatchesCpu(clip(grads(), null, 7), [CLIP_STATS_KERNEL], 1e-6, 1e-5);
+    const zeros = await fusedMatchesCpu(clip([tf.zeros([3, 2]), tf.zeros([5])], 1), [CLIP_STATS_KERNEL], 0, 0);
+    expect(Array.from(zeros[0])).toEqual([0, 0, 1]);
+  });
+
+  it('an Inf gradient gives a = Inf and a NaN one a NaN sum; finite = 0 and scale 1 either way, as on cpu', async () => {
+    for (const bad of [Infinity, -Infinity, NaN]) {
+      const fn = () => clip([t([6], 54), tf.tensor1d([1, bad, 2]), t([5], 55)], 1)().slice(0, 2);
+      const wasm = await on('wasm', fn);
+      const cpu = await on('cpu', fn);
+      expect(wasm.kernels.has(CLIP_STATS_KERNEL)).toBe(true);
+      const [[a, sq, scale], [finite]] = wasm.out;
+      expect(finite).toBe(0);
+      expect(scale).toBe(1);
+      expect(Number.isNaN(sq)).toBe(true);
+      if (Number.isNaN(bad)) expect(Number.isNaN(a)).toBe(true); else expect(a).toBe(Infinity);
+      expect(cpu.out[1][0]).toBe(0);
+      if (!Number.isNaN(bad)) expect(cpu.out[0][0]).toBe(Infinity);
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * Fused elementwise kernels for the tfjs wasm backend, plain JS loops over wasm-heap views. Each replaces a chain
  * of small tfjs kernels (one dispatch, one heap allocation and one pass over memory per op) with one pass:
- * the AdamW update, RMSNorm forward and backward, split/merge of attention heads with the RoPE rotation, and
+ * the AdamW update, the global-norm statistics of all gradients, RMSNorm forward and backward, split/merge of attention heads with the RoPE rotation, and
  * SwiGLU forward and backward. They are registered under their own kernel names for wasm only; the ops that use
  * them (src/ops/, src/optim/adamw.ts) fall back to their tfjs-op chains where the kernel does not exist.
  * Registered on import.
@@ -18,6 +18,7 @@ export const RMS_NORM_GRAD_KERNEL = 'SwitchyardRmsNormGrad';
 export const HEADS_KERNEL = 'SwitchyardHeads';
 export const SWIGLU_KERNEL = 'SwitchyardSwiGlu';
 export const SWIGLU_GRAD_KERNEL = 'SwitchyardSwiGluGrad';
+export const CLIP_STATS_KERNEL = 'SwitchyardClipStats';
 
 const fr = Math.fround;
 const f32 = (wasm: WasmBackendLike, t: tf.TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
@@ -66,6 +67,30 @@ function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
     adamwArrays(th, mm, vv, gg, h, oth, om, ov);
   }
   return outs;
+}
+
+/**
+ * Global-norm statistics of any number of float32 inputs in one pass: [a, Σ g²/a²] with a = max |g| (a = 0: the sum
+ * is 0). Summed in float64, where g² cannot overflow; a NaN entry makes both NaN, an Inf entry makes a = Inf (and the
+ * sum NaN), as the tfjs chain in clipOnDevice reports them.
+ */
+function clipStatsKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
+  const wasm = backend as WasmBackendLike;
+  const aT = wasm.makeOutput([], 'float32');
+  const sqT = wasm.makeOutput([], 'float32');
+  let a = 0, ss = 0, nan = false;
+  for (const t of Object.values(inputs)) {
+    const g = f32(wasm, t);
+    for (let i = 0; i < g.length; i++) {
+      const x = g[i], ax = x < 0 ? -x : x;
+      if (ax > a) a = ax; else if (ax !== ax) nan = true;
+      ss += x * x;
+    }
+  }
+  if (nan) a = NaN;
+  f32(wasm, aT)[0] = a;
+  f32(wasm, sqT)[0] = a > 0 ? ss / a / a : a === 0 ? 0 : NaN;
+  return [aT, sqT];
 }
 
 /** RMSNorm forward: x [N, D], g [D] → y = x·r·g and r [N] = 1/√(mean(x²) + ε) per row (kept for the backward). */
@@ -191,6 +216,7 @@ function swigluGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
 const KERNELS: [string, (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]][] = [
   [ADAMW_KERNEL, adamwKernel], [RMS_NORM_KERNEL, rmsNormKernel], [RMS_NORM_GRAD_KERNEL, rmsNormGradKernel],
   [HEADS_KERNEL, headsKernel], [SWIGLU_KERNEL, swigluKernel], [SWIGLU_GRAD_KERNEL, swigluGradKernel],
+  [CLIP_STATS_KERNEL, clipStatsKernel],
 ];
 
 /** Registers (on = true, the default at import) or removes the fused kernels for wasm; removing them puts every
