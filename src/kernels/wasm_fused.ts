@@ -70,26 +70,44 @@ function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
 }
 
 /**
- * Global-norm statistics of any number of float32 inputs in one pass: [a, Σ g²/a²] with a = max |g| (a = 0: the sum
- * is 0). Summed in float64, where g² cannot overflow; a NaN entry makes both NaN, an Inf entry makes a = Inf (and the
- * sum NaN), as the tfjs chain in clipOnDevice reports them.
+ * Global-norm statistics of any number of float32 inputs: [a, Σ (g/a)²] with a = max |g| (a = 0: the sum is 0),
+ * the squares in float32 as the tfjs chain in clipOnDevice forms them (so |g| ≳ 1e19 cannot overflow) and summed in
+ * float64. A NaN entry makes both NaN, an Inf entry makes a = Inf and the sum NaN, as the chain reports them.
+ * Two passes (max, then the sum), each in f32x4 code where the engine has SIMD.
  */
 function clipStatsKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
-  const wasm = backend as WasmBackendLike;
+  const wasm = backend as WasmBackendLike & { disposeData(dataId: object): boolean };
   const aT = wasm.makeOutput([], 'float32');
   const sqT = wasm.makeOutput([], 'float32');
-  let a = 0, ss = 0, nan = false;
-  for (const t of Object.values(inputs)) {
-    const g = f32(wasm, t);
-    for (let i = 0; i < g.length; i++) {
-      const x = g[i], ax = x < 0 ? -x : x;
-      if (ax > a) a = ax; else if (ax !== ax) nan = true;
-      ss += x * x;
+  const simd = simdKernels(backend);
+  const scratch = wasm.makeOutput([8], 'float32'); // maxAbs's four f32 lanes, sumSquares's two f64 lanes
+  const gs = Object.values(inputs).map((t) => f32(wasm, t));
+  const sv = f32(wasm, scratch);
+  const sd = new Float64Array(sv.buffer, sv.byteOffset, 2);
+  const body = (g: Float32Array) => (simd ? g.length - (g.length % 4) : 0);
+  let a = 0, nan = false;
+  for (const g of gs) {
+    const done = body(g);
+    if (done > 0) {
+      simd!.maxAbs(g.byteOffset, sv.byteOffset, 4 * done);
+      for (let l = 0; l < 4; l++) { if (sv[l] > a) a = sv[l]; else if (sv[l] !== sv[l]) nan = true; }
     }
+    for (let i = done; i < g.length; i++) { const ax = Math.abs(g[i]); if (ax > a) a = ax; else if (ax !== ax) nan = true; }
   }
   if (nan) a = NaN;
+  let ss = a === 0 ? 0 : NaN;
+  if (a > 0 && a < Infinity) {
+    ss = 0;
+    const af = fr(a);
+    for (const g of gs) {
+      const done = body(g);
+      if (done > 0) { simd!.sumSquares(g.byteOffset, sv.byteOffset, 4 * done, af); ss += sd[0] + sd[1]; }
+      for (let i = done; i < g.length; i++) { const q = fr(g[i] / af); ss += fr(q * q); }
+    }
+  }
+  wasm.disposeData(scratch.dataId);
   f32(wasm, aT)[0] = a;
-  f32(wasm, sqT)[0] = a > 0 ? ss / a / a : a === 0 ? 0 : NaN;
+  f32(wasm, sqT)[0] = ss;
   return [aT, sqT];
 }
 

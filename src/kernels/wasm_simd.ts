@@ -19,6 +19,10 @@ export interface SimdKernels {
   swiglu(h: number, s: number, u: number, y: number, nbytes: number): void;
   /** SwiGLU backward: du = dy·(h·s), dh = (dy·u)·s + ((dy·u)·h)·(s·(1 − s)). */
   swigluGrad(dy: number, h: number, s: number, u: number, dh: number, du: number, nbytes: number): void;
+  /** Four lane-wise maxima of |x| (NaN wins), stored as f32x4 at `out`. */
+  maxAbs(x: number, out: number, nbytes: number): void;
+  /** Σ (x/a)² with the squares in float32 (as tfjs's chain forms them) summed in float64: two f64 lanes at `out`. */
+  sumSquares(x: number, out: number, nbytes: number, a: number): void;
 }
 
 // ---- a minimal emitter: the opcodes used below (WebAssembly core spec 2.0, SIMD proposal numbering) ----
@@ -36,13 +40,15 @@ const op = {
   block: [0x02, 0x40], loop: [0x03, 0x40],
   load: [...simd(0x00), 0, 0], store: [...simd(0x0b), 0, 0], splat: simd(0x13),
   sqrt: simd(0xe3), fadd: simd(0xe4), fsub: simd(0xe5), fmul: simd(0xe6), fdiv: simd(0xe7),
+  fabs: simd(0xe0), fmax: simd(0xe9), dadd: simd(0xf0), promoteLow: simd(0x5f),
+  highToLow: [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15], // i8x16.shuffle: lanes 2, 3 → 0, 1
 };
 
 /**
  * One function: `ptrs` i32 byte pointers, then nbytes (i32), then `scalars` f32 (each splat into a v128 local),
  * then `temps` v128 locals; `body(p)` is the loop body for byte offset p = local `p` (advanced by 16 after it).
  */
-function fn(ptrs: number, scalars: number, temps: number, body: (L: { ptr: (k: number) => number[]; sc: (k: number) => number; t: (k: number) => number }) => number[]) {
+function fn(ptrs: number, scalars: number, temps: number, body: (L: { ptr: (k: number) => number[]; sc: (k: number) => number; t: (k: number) => number }) => number[], epilogue: (t: (k: number) => number) => number[] = () => []) {
   const nb = ptrs, p = ptrs + 1 + scalars; // locals: params..., p (i32), splats (v128), temps (v128)
   const sc = (k: number) => p + 1 + k, t = (k: number) => p + 1 + scalars + k;
   const ptr = (k: number) => [...op.get(k), ...op.get(p), ...op.add]; // address of element block p in array k
@@ -50,7 +56,7 @@ function fn(ptrs: number, scalars: number, temps: number, body: (L: { ptr: (k: n
   for (let k = 0; k < scalars; k++) code.push(...op.get(ptrs + 1 + k), ...op.splat, ...op.set(sc(k)));
   code.push(...op.block, ...op.loop, ...op.get(p), ...op.get(nb), ...op.geU, ...op.brIf(1));
   code.push(...body({ ptr, sc, t }));
-  code.push(...op.get(p), ...op.i32(16), ...op.add, ...op.set(p), ...op.br(0), ...op.end, ...op.end, ...op.end);
+  code.push(...op.get(p), ...op.i32(16), ...op.add, ...op.set(p), ...op.br(0), ...op.end, ...op.end, ...epilogue(t), ...op.end);
   const locals = vec([[1, I32], [scalars + temps, V128]]);
   const full = [...locals, ...code];
   return { type: [0x60, ...vec([...Array(ptrs + 1).fill([I32]), ...Array(scalars).fill([F32])]), 0], body: [...uleb(full.length), ...full] };
@@ -91,8 +97,17 @@ export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
       ...op.fadd, ...op.store,
     ];
   });
-  const fns = [adamw, swiglu, swigluGrad];
-  const names = ['adamw', 'swiglu', 'swigluGrad'];
+  // maxAbs(x, out): M = max(M, |x|) lane-wise; M starts at 0 (locals start zeroed)
+  const maxAbs = fn(2, 0, 1, ({ ptr, t }) => [...op.get(t(0)), ...ld(ptr(0)), ...op.fabs, ...op.fmax, ...op.set(t(0))],
+    (t) => [...op.get(1), ...op.get(t(0)), ...op.store]);
+  // sumSquares(x, out, a): V = (x/a)² in f32x4, its four lanes added to two f64x2 sums
+  const sumSquares = fn(2, 1, 3, ({ ptr, sc, t }) => [
+    ...ld(ptr(0)), ...op.get(sc(0)), ...op.fdiv, ...op.set(t(0)), ...op.get(t(0)), ...op.get(t(0)), ...op.fmul, ...op.set(t(0)),
+    ...op.get(t(1)), ...op.get(t(0)), ...op.promoteLow, ...op.dadd, ...op.set(t(1)),
+    ...op.get(t(2)), ...op.get(t(0)), ...op.get(t(0)), ...op.highToLow, ...op.promoteLow, ...op.dadd, ...op.set(t(2)),
+  ], (t) => [...op.get(1), ...op.get(t(1)), ...op.get(t(2)), ...op.dadd, ...op.store]);
+  const fns = [adamw, swiglu, swigluGrad, maxAbs, sumSquares];
+  const names = ['adamw', 'swiglu', 'swigluGrad', 'maxAbs', 'sumSquares'];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(fns.map((f) => f.type))),
