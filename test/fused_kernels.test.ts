@@ -98,6 +98,9 @@ describe('fused global-norm statistics (wasm)', () => {
   it('[max |g|, Σ (g/a)², scale], finite and the clipped gradients equal the cpu backend\'s chain', async () => {
     await fusedMatchesCpu(clip(grads(), 0.5), [CLIP_STATS_KERNEL], 1e-6, 1e-5);
     await fusedMatchesCpu(clip(grads(), null, 7), [CLIP_STATS_KERNEL], 1e-6, 1e-5);
+    // the largest |g| negative and inside the SIMD body: a = 9
+    const neg = await fusedMatchesCpu(clip([tf.tensor1d([0.5, -9, 1, 2, 3]), t([6], 58)], 0.5), [CLIP_STATS_KERNEL], 1e-6, 1e-5);
+    expect(neg[0][0]).toBe(9);
     const zeros = await fusedMatchesCpu(clip([tf.zeros([3, 2]), tf.zeros([5])], 1), [CLIP_STATS_KERNEL], 0, 0);
     expect(Array.from(zeros[0])).toEqual([0, 0, 1]);
   });
