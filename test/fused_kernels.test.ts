@@ -130,21 +130,25 @@ describe('fused global-norm statistics (wasm)', () => {
 });
 
 describe('fused RMSNorm (wasm)', () => {
-  it('values and gradients (x and gain) equal the cpu backend\'s chain', async () => {
-    await fusedMatchesCpu(() => {
-      const x = t([37, 24], 1, 2), g = t([24], 2);
-      const y = rmsNorm(x as tf.Tensor2D, g as tf.Tensor1D);
-      const [dx, dg] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a as tf.Tensor2D, b as tf.Tensor1D), t([37, 24], 3))))([x, g]);
-      return [y, dx, dg];
-    }, [RMS_NORM_KERNEL, RMS_NORM_GRAD_KERNEL], 1e-5, 1e-4);
+  it('values and gradients (x and gain) equal the cpu backend\'s chain (SIMD rows: D mod 4 = 0; JS: D = 6)', async () => {
+    for (const [N, D] of [[37, 24], [9, 6]]) {
+      await fusedMatchesCpu(() => {
+        const x = t([N, D], 1, 2), g = t([D], 2);
+        const y = rmsNorm(x as tf.Tensor2D, g as tf.Tensor1D);
+        const [dx, dg] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a as tf.Tensor2D, b as tf.Tensor1D), t([N, D], 3))))([x, g]);
+        return [y, dx, dg];
+      }, [RMS_NORM_KERNEL, RMS_NORM_GRAD_KERNEL], 1e-5, 1e-4);
+    }
   });
 
-  it('gradients equal finite differences (x; and the gain)', async () => {
-    const g = tf.keep(t([6], 5));
-    await gradMatchesFiniteDiff((x) => rmsNorm(x as tf.Tensor2D, g as tf.Tensor1D), [4, 6], 6, RMS_NORM_GRAD_KERNEL);
-    const x = tf.keep(t([4, 6], 7));
-    await gradMatchesFiniteDiff((gain) => rmsNorm(x as tf.Tensor2D, gain as tf.Tensor1D), [6], 8, RMS_NORM_GRAD_KERNEL);
-    tf.dispose([g, x]);
+  it('gradients equal finite differences (x; and the gain), JS (D = 6) and SIMD (D = 8)', async () => {
+    for (const D of [6, 8]) {
+      const g = tf.keep(t([D], 5));
+      await gradMatchesFiniteDiff((x) => rmsNorm(x as tf.Tensor2D, g as tf.Tensor1D), [4, D], 6, RMS_NORM_GRAD_KERNEL);
+      const x = tf.keep(t([4, D], 7));
+      await gradMatchesFiniteDiff((gain) => rmsNorm(x as tf.Tensor2D, gain as tf.Tensor1D), [D], 8, RMS_NORM_GRAD_KERNEL);
+      tf.dispose([g, x]);
+    }
   });
 });
 

@@ -22,6 +22,7 @@ export const CLIP_STATS_KERNEL = 'SwitchyardClipStats';
 
 const fr = Math.fround;
 const f32 = (wasm: WasmBackendLike, t: tf.TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
+type WasmWithDispose = WasmBackendLike & { disposeData(dataId: object): boolean };
 
 /** The constants of one AdamW update, as the kernel's attrs. */
 export interface AdamWAttrs { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; bc1: number; bc2: number }
@@ -76,7 +77,7 @@ function adamwKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
  * Two passes (max, then the sum), each in f32x4 code where the engine has SIMD.
  */
 function clipStatsKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
-  const wasm = backend as WasmBackendLike & { disposeData(dataId: object): boolean };
+  const wasm = backend as WasmWithDispose;
   const aT = wasm.makeOutput([], 'float32');
   const sqT = wasm.makeOutput([], 'float32');
   const simd = simdKernels(backend);
@@ -116,46 +117,70 @@ function rmsNormKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] 
   const { x, g } = inputs;
   const eps = attrs!.eps as number;
   const [N, D] = x.shape;
-  const wasm = backend as WasmBackendLike;
+  const wasm = backend as WasmWithDispose;
   const yT = wasm.makeOutput([N, D], 'float32');
   const rT = wasm.makeOutput([N], 'float32');
-  const xv = f32(wasm, x), gv = f32(wasm, g), y = f32(wasm, yT), r = f32(wasm, rT);
+  const simd = D % 4 === 0 ? simdKernels(backend) : null;
+  const scratch = wasm.makeOutput([4], 'float32'); // two f64 lanes of a row's sum
+  const xv = f32(wasm, x), gv = f32(wasm, g), y = f32(wasm, yT), r = f32(wasm, rT), sv = f32(wasm, scratch);
+  const sd = new Float64Array(sv.buffer, sv.byteOffset, 2);
   for (let n = 0; n < N; n++) {
     const o = n * D;
+    if (simd) {
+      simd.sumSquares(xv.byteOffset + 4 * o, sv.byteOffset, 4 * D, 1);
+      r[n] = 1 / Math.sqrt((sd[0] + sd[1]) / D + eps);
+      simd.scaleRow(xv.byteOffset + 4 * o, gv.byteOffset, y.byteOffset + 4 * o, 4 * D, r[n]);
+      continue;
+    }
     let ss = 0;
     for (let d = 0; d < D; d++) ss += xv[o + d] * xv[o + d];
     const rn = 1 / Math.sqrt(ss / D + eps);
     r[n] = rn;
     for (let d = 0; d < D; d++) y[o + d] = xv[o + d] * rn * gv[d];
   }
+  wasm.disposeData(scratch.dataId);
   return [yT, rT];
 }
 
 /**
  * RMSNorm backward: dy, x [N, D], g [D], r [N] → dx = r·g·dy − x·r³/D·Σ_d(dy·g·x), dg = Σ_n dy·x·r.
- * dg is summed in float64.
+ * Row sums in float64; dg summed over rows in float32 (as tfjs's Sum does) on the SIMD path, float64 otherwise.
  */
 function rmsNormGradKernel({ inputs, backend }: KernelArgs): tf.TensorInfo[] {
   const { dy, x, g, r } = inputs;
   const [N, D] = x.shape;
-  const wasm = backend as WasmBackendLike;
+  const wasm = backend as WasmWithDispose;
   const dxT = wasm.makeOutput([N, D], 'float32');
   const dgT = wasm.makeOutput([D], 'float32');
-  const dyv = f32(wasm, dy), xv = f32(wasm, x), gv = f32(wasm, g), rv = f32(wasm, r), dx = f32(wasm, dxT);
-  const dg = new Float64Array(D);
-  for (let n = 0; n < N; n++) {
-    const o = n * D;
-    const rn = rv[n];
-    let dot = 0;
-    for (let d = 0; d < D; d++) {
-      const dyd = dyv[o + d], xd = xv[o + d];
-      dot += dyd * gv[d] * xd;
-      dg[d] += dyd * xd * rn;
+  const simd = D % 4 === 0 ? simdKernels(backend) : null;
+  const scratch = wasm.makeOutput([4], 'float32');
+  const dyv = f32(wasm, dy), xv = f32(wasm, x), gv = f32(wasm, g), rv = f32(wasm, r), dx = f32(wasm, dxT), dgv = f32(wasm, dgT), sv = f32(wasm, scratch);
+  const sd = new Float64Array(sv.buffer, sv.byteOffset, 2);
+  if (simd) {
+    dgv.fill(0);
+    for (let n = 0; n < N; n++) {
+      const ob = 4 * n * D;
+      simd.dot3(dyv.byteOffset + ob, gv.byteOffset, xv.byteOffset + ob, sv.byteOffset, 4 * D);
+      const rn = rv[n];
+      simd.rmsRowGrad(dyv.byteOffset + ob, gv.byteOffset, xv.byteOffset + ob, dx.byteOffset + ob, dgv.byteOffset, 4 * D, rn, (rn * rn * rn * (sd[0] + sd[1])) / D);
     }
-    const k = (rn * rn * rn * dot) / D;
-    for (let d = 0; d < D; d++) dx[o + d] = rn * gv[d] * dyv[o + d] - xv[o + d] * k;
+  } else {
+    const dg = new Float64Array(D);
+    for (let n = 0; n < N; n++) {
+      const o = n * D;
+      const rn = rv[n];
+      let dot = 0;
+      for (let d = 0; d < D; d++) {
+        const dyd = dyv[o + d], xd = xv[o + d];
+        dot += dyd * gv[d] * xd;
+        dg[d] += dyd * xd * rn;
+      }
+      const k = (rn * rn * rn * dot) / D;
+      for (let d = 0; d < D; d++) dx[o + d] = rn * gv[d] * dyv[o + d] - xv[o + d] * k;
+    }
+    dgv.set(dg);
   }
-  f32(wasm, dgT).set(dg);
+  wasm.disposeData(scratch.dataId);
   return [dxT, dgT];
 }
 

@@ -23,6 +23,12 @@ export interface SimdKernels {
   maxAbs(x: number, out: number, nbytes: number): void;
   /** Σ (x/a)² with the squares in float32 (as tfjs's chain forms them) summed in float64: two f64 lanes at `out`. */
   sumSquares(x: number, out: number, nbytes: number, a: number): void;
+  /** Σ (dy·g)·x, the products in float32 and summed in float64: two f64 lanes at `out`. */
+  dot3(dy: number, g: number, x: number, out: number, nbytes: number): void;
+  /** y = (x·r)·g: one RMSNorm row. */
+  scaleRow(x: number, g: number, y: number, nbytes: number, r: number): void;
+  /** dx = (dy·g)·r − x·k and dg += (dy·x)·r: one RMSNorm row backward. */
+  rmsRowGrad(dy: number, g: number, x: number, dx: number, dg: number, nbytes: number, r: number, k: number): void;
 }
 
 // ---- a minimal emitter: the opcodes used below (WebAssembly core spec 2.0, SIMD proposal numbering) ----
@@ -106,8 +112,20 @@ export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
     ...op.get(t(1)), ...op.get(t(0)), ...op.promoteLow, ...op.dadd, ...op.set(t(1)),
     ...op.get(t(2)), ...op.get(t(0)), ...op.get(t(0)), ...op.highToLow, ...op.promoteLow, ...op.dadd, ...op.set(t(2)),
   ], (t) => [...op.get(1), ...op.get(t(1)), ...op.get(t(2)), ...op.dadd, ...op.store]);
-  const fns = [adamw, swiglu, swigluGrad, maxAbs, sumSquares];
-  const names = ['adamw', 'swiglu', 'swigluGrad', 'maxAbs', 'sumSquares'];
+  // the four f32 lanes of temp 0 added to the f64x2 sums in temps 1 and 2
+  const accumulate = (t: (k: number) => number) => [
+    ...op.get(t(1)), ...op.get(t(0)), ...op.promoteLow, ...op.dadd, ...op.set(t(1)),
+    ...op.get(t(2)), ...op.get(t(0)), ...op.get(t(0)), ...op.highToLow, ...op.promoteLow, ...op.dadd, ...op.set(t(2)),
+  ];
+  const dot3 = fn(4, 0, 3, ({ ptr, t }) => [...ld(ptr(0)), ...ld(ptr(1)), ...op.fmul, ...ld(ptr(2)), ...op.fmul, ...op.set(t(0)), ...accumulate(t)],
+    (t) => [...op.get(3), ...op.get(t(1)), ...op.get(t(2)), ...op.dadd, ...op.store]);
+  const scaleRow = fn(3, 1, 0, ({ ptr, sc }) => [...ptr(2), ...ld(ptr(0)), ...op.get(sc(0)), ...op.fmul, ...ld(ptr(1)), ...op.fmul, ...op.store]);
+  const rmsRowGrad = fn(5, 2, 0, ({ ptr, sc }) => [
+    ...ptr(3), ...ld(ptr(0)), ...ld(ptr(1)), ...op.fmul, ...op.get(sc(0)), ...op.fmul, ...ld(ptr(2)), ...op.get(sc(1)), ...op.fmul, ...op.fsub, ...op.store,
+    ...ptr(4), ...ld(ptr(4)), ...ld(ptr(0)), ...ld(ptr(2)), ...op.fmul, ...op.get(sc(0)), ...op.fmul, ...op.fadd, ...op.store,
+  ]);
+  const fns = [adamw, swiglu, swigluGrad, maxAbs, sumSquares, dot3, scaleRow, rmsRowGrad];
+  const names = ['adamw', 'swiglu', 'swigluGrad', 'maxAbs', 'sumSquares', 'dot3', 'scaleRow', 'rmsRowGrad'];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(fns.map((f) => f.type))),
