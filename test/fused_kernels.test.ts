@@ -152,8 +152,9 @@ describe('fused RMSNorm (wasm)', () => {
   });
 });
 
-describe('fused attention heads with RoPE (wasm)', () => {
-  const B = 2, L = 5, H = 3, hd = 4, D = H * hd;
+// hd = 4: the rotation in JS; hd = 8: in SIMD (half a head a multiple of 4)
+for (const hd of [4, 8]) describe(`fused attention heads with RoPE (wasm), head width ${hd}`, () => {
+  const B = 2, L = 5, H = 3, D = H * hd;
   it('split (with and without RoPE) and merge equal the tfjs chain; a split then merge without RoPE is the identity', async () => {
     const cpu = await on('cpu', () => {
       const rope = ropeTables(L, hd);

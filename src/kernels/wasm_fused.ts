@@ -204,6 +204,8 @@ function headsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const rope = cos !== undefined;
   const cv = rope ? f32(wasm, cos) : null, sv = rope ? f32(wasm, sin) : null;
   const half = hd / 2;
+  const simd = rope && half % 4 === 0 ? simdKernels(backend) : null;
+  const xb = xv.byteOffset, ob = out.byteOffset, cb = cv ? cv.byteOffset : 0, sb = sv ? sv.byteOffset : 0;
   for (let b = 0; b < B; b++) {
     for (let l = 0; l < L; l++) {
       const row = (b * L + l) * D;
@@ -211,8 +213,9 @@ function headsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
         const ho = ((b * H + h) * L + l) * hd;
         const si = split ? row + h * hd : ho;
         const di = split ? ho : row + h * hd;
-        if (!rope) { for (let j = 0; j < hd; j++) out[di + j] = xv[si + j]; continue; }
+        if (!rope) { out.set(xv.subarray(si, si + hd), di); continue; }
         const t = l * half;
+        if (simd) { simd.ropeRow(xb + 4 * si, xb + 4 * (si + half), cb + 4 * t, sb + 4 * t, ob + 4 * di, ob + 4 * (di + half), 4 * half, sign); continue; }
         for (let j = 0; j < half; j++) {
           const x1 = xv[si + j], x2 = xv[si + j + half];
           const c = cv![t + j], s = sign * sv![t + j];

@@ -29,6 +29,8 @@ export interface SimdKernels {
   scaleRow(x: number, g: number, y: number, nbytes: number, r: number): void;
   /** dx = (dy·g)·r − x·k and dg += (dy·x)·r: one RMSNorm row backward. */
   rmsRowGrad(dy: number, g: number, x: number, dx: number, dg: number, nbytes: number, r: number, k: number): void;
+  /** RoPE on one head vector's halves: o1 = x1·c − x2·(σ·s), o2 = x1·(σ·s) + x2·c (σ = ±1). */
+  ropeRow(x1: number, x2: number, c: number, s: number, o1: number, o2: number, nbytes: number, sign: number): void;
 }
 
 // ---- a minimal emitter: the opcodes used below (WebAssembly core spec 2.0, SIMD proposal numbering) ----
@@ -124,8 +126,16 @@ export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
     ...ptr(3), ...ld(ptr(0)), ...ld(ptr(1)), ...op.fmul, ...op.get(sc(0)), ...op.fmul, ...ld(ptr(2)), ...op.get(sc(1)), ...op.fmul, ...op.fsub, ...op.store,
     ...ptr(4), ...ld(ptr(4)), ...ld(ptr(0)), ...ld(ptr(2)), ...op.fmul, ...op.get(sc(0)), ...op.fmul, ...op.fadd, ...op.store,
   ]);
-  const fns = [adamw, swiglu, swigluGrad, maxAbs, sumSquares, dot3, scaleRow, rmsRowGrad];
-  const names = ['adamw', 'swiglu', 'swigluGrad', 'maxAbs', 'sumSquares', 'dot3', 'scaleRow', 'rmsRowGrad'];
+  const ropeRow = fn(6, 1, 4, ({ ptr, sc, t }) => {
+    const [X1, X2, C, S] = [0, 1, 2, 3].map(t);
+    return [
+      ...ld(ptr(0)), ...op.set(X1), ...ld(ptr(1)), ...op.set(X2), ...ld(ptr(2)), ...op.set(C), ...ld(ptr(3)), ...op.get(sc(0)), ...op.fmul, ...op.set(S),
+      ...ptr(4), ...op.get(X1), ...op.get(C), ...op.fmul, ...op.get(X2), ...op.get(S), ...op.fmul, ...op.fsub, ...op.store,
+      ...ptr(5), ...op.get(X1), ...op.get(S), ...op.fmul, ...op.get(X2), ...op.get(C), ...op.fmul, ...op.fadd, ...op.store,
+    ];
+  });
+  const fns = [adamw, swiglu, swigluGrad, maxAbs, sumSquares, dot3, scaleRow, rmsRowGrad, ropeRow];
+  const names = ['adamw', 'swiglu', 'swigluGrad', 'maxAbs', 'sumSquares', 'dot3', 'scaleRow', 'rmsRowGrad', 'ropeRow'];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(fns.map((f) => f.type))),
