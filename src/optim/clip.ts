@@ -58,7 +58,7 @@ export function clipOnDevice(grads: Record<string, tf.Tensor>, maxNorm: number |
   const names = Object.keys(grads);
   if (names.length === 0) throw new Error('clipOnDevice: no gradients');
   return tf.tidy(() => {
-    const gs = names.map((n) => tf.cast(grads[n], 'float32'));
+    const gs = names.map((n) => (grads[n].dtype === 'float32' ? grads[n] : tf.cast(grads[n], 'float32'))); // a cast to its own dtype is a copy kernel
     let a: tf.Scalar, sq: tf.Scalar;
     if (fusedKernelActive(CLIP_STATS_KERNEL)) {
       // wasm: one pass over every gradient instead of seven kernels per gradient
