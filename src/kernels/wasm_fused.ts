@@ -206,6 +206,8 @@ function headsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const half = hd / 2;
   const simd = rope && half % 4 === 0 ? simdKernels(backend) : null;
   const xb = xv.byteOffset, ob = out.byteOffset, cb = cv ? cv.byteOffset : 0, sb = sv ? sv.byteOffset : 0;
+  const heap = new Float32Array(xv.buffer); // plain head copies as copyWithin on the whole heap: no view per copy
+  const x4 = xb / 4, o4 = ob / 4;
   for (let b = 0; b < B; b++) {
     for (let l = 0; l < L; l++) {
       const row = (b * L + l) * D;
@@ -213,7 +215,7 @@ function headsKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
         const ho = ((b * H + h) * L + l) * hd;
         const si = split ? row + h * hd : ho;
         const di = split ? ho : row + h * hd;
-        if (!rope) { out.set(xv.subarray(si, si + hd), di); continue; }
+        if (!rope) { heap.copyWithin(o4 + di, x4 + si, x4 + si + hd); continue; }
         const t = l * half;
         if (simd) { simd.ropeRow(xb + 4 * si, xb + 4 * (si + half), cb + 4 * t, sb + 4 * t, ob + 4 * di, ob + 4 * (di + half), 4 * half, sign); continue; }
         for (let j = 0; j < half; j++) {
