@@ -1,7 +1,8 @@
 /**
  * The fused wasm kernels (src/kernels/wasm_fused.ts) against the tfjs-op chains they replace, at small-lm's shapes
  * (configs/small-lm.yaml: 1024 tokens, D = 128, 4 heads, expert FFN 256 on ≈256 rows, all 3.48 M parameters for AdamW):
- * forward + backward of RMSNorm, attention (head split / merge with RoPE), SwiGLU FFN, and one AdamW update.
+ * forward + backward of RMSNorm, attention (head split / merge with RoPE), SwiGLU FFN; one AdamW update and one
+ * global-norm clip over every parameter.
  *   node bin/run-ts.js bench/fused_ops.ts [--rounds N]
  * Each round times the chain and the fused version of every op back to back; medians of the rounds are printed.
  */
@@ -11,6 +12,7 @@ import { setWasmFusedKernels } from '../src/kernels/wasm_fused.ts';
 import { causalMask, causalSelfAttention, rmsNorm, ropeTables } from '../src/model/blocks.ts';
 import { ffn } from '../src/moe/experts.ts';
 import { adamwUpdate } from '../src/optim/adamw.ts';
+import { clipOnDevice } from '../src/optim/clip.ts';
 
 const arg = (name: string): string | undefined => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
 const rounds = Number(arg('--rounds') ?? 7);
@@ -36,6 +38,7 @@ const cases: [string, () => void][] = [
   ['attention B8 L128 H4 fwd+bwd ×4', () => { for (let i = 0; i < 4; i++) fb((a) => causalSelfAttention(a as tf.Tensor2D, att, B, L, H, rope, mask), [x])(); }],
   ['SwiGLU FFN [256,128→256] fwd+bwd ×32', () => { for (let i = 0; i < 32; i++) fb((a) => ffn(a as tf.Tensor2D, w1, w2, w3, 'swiglu'), [xe])(); }],
   ['AdamW, 3.48 M parameters', () => tf.tidy(() => { for (const [t, m, v, gg] of adam) adamwUpdate(t, m, v, gg, h).theta.dataSync(); })],
+  ['global-norm clip, 3.48 M parameters', () => tf.tidy(() => { const c = clipOnDevice(Object.fromEntries(adam.map((a, i) => [`p${i}`, a[3]])), 1); c.parts.dataSync(); })],
 ];
 const times = new Map<string, { chain: number[]; fused: number[] }>(cases.map(([n]) => [n, { chain: [], fused: [] }]));
 const time = (f: () => void) => { const t0 = performance.now(); f(); return performance.now() - t0; };
