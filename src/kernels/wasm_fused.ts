@@ -1,10 +1,10 @@
 /**
- * Fused elementwise kernels for the tfjs wasm backend, plain JS loops over wasm-heap views. Each replaces a chain
- * of small tfjs kernels (one dispatch, one heap allocation and one pass over memory per op) with one pass:
- * the AdamW update, the global-norm statistics of all gradients, RMSNorm forward and backward, split/merge of attention heads with the RoPE rotation, and
- * SwiGLU forward and backward. They are registered under their own kernel names for wasm only; the ops that use
- * them (src/ops/, src/optim/adamw.ts) fall back to their tfjs-op chains where the kernel does not exist.
- * Registered on import.
+ * Fused elementwise kernels for the tfjs wasm backend, on the tensors' wasm-heap memory. Each replaces a chain of
+ * small tfjs kernels (one dispatch, one heap allocation and one pass over memory per op) with one pass: the AdamW
+ * update, the global-norm statistics of all gradients, RMSNorm forward and backward, split/merge of attention heads
+ * with the RoPE rotation, and SwiGLU forward and backward. The arithmetic runs in the f32x4 module of wasm_simd.ts
+ * (JS loops here cover tails, and engines without SIMD). Registered on import under their own kernel names, for
+ * wasm only; the ops that use them (src/ops/, src/optim/) run their tfjs-op chains where the kernel does not exist.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WasmBackendLike } from './wasm_fast.ts';
@@ -267,8 +267,7 @@ const KERNELS: [string, (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]][] = 
   [CLIP_STATS_KERNEL, clipStatsKernel],
 ];
 
-/** Registers (on = true, the default at import) or removes the fused kernels for wasm; removing them puts every
- * caller on its tfjs-op chain (benchmarks and tests compare the two on one backend). */
+/** Registers (on, as at import) or removes the fused wasm kernels; removed, every caller runs its tfjs-op chain. */
 export function setWasmFusedKernels(on: boolean): void {
   for (const [kernelName, kernelFunc] of KERNELS) {
     if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { HEADS_KERNEL } from '../kernels/wasm_fused.ts';
 
+/** RoPE's cos and sin tables [L, hd/2] (model/blocks.ts's ropeTables). */
 export interface RopeTables { cos: tf.Tensor2D; sin: tf.Tensor2D }
 
 type Direction = 'split' | 'merge';
