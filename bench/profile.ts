@@ -13,7 +13,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { openTrainer } from '../src/train/run.ts';
 import { parseTorchLm, type TorchLm } from './lm.ts';
 
-export interface ProfileRound { ours_ms: number; pytorch_ms?: number; ratio?: number }
+export interface ProfileRound { ours_ms: number; ours_cpu_ms: number; pytorch_ms?: number; ratio?: number }
 interface KernelRow { kernel: string; calls: number; ms: number; share: number }
 interface ProductRow { shape: string; calls: number; ms: number; gflops: number }
 
@@ -49,18 +49,27 @@ export async function benchStepProfile(opts: { steps?: number; rounds?: number; 
     let torch: TorchLm | null = null;
     for (let r = 0; r < rounds; r++) {
       const times: number[] = [];
-      for (let i = 0; i < steps; i++) { const t0 = performance.now(); await trainer.trainStep(); times.push(performance.now() - t0); }
-      const round: ProfileRound = { ours_ms: +median(times).toFixed(1) };
+      const cpu: number[] = []; // this process's CPU time (user + system): steadier than wall time on a shared machine
+      for (let i = 0; i < steps; i++) {
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        await trainer.trainStep();
+        const c = process.cpuUsage(c0);
+        times.push(performance.now() - t0);
+        cpu.push((c.user + c.system) / 1000);
+      }
+      const round: ProfileRound = { ours_ms: +median(times).toFixed(1), ours_cpu_ms: +median(cpu).toFixed(1) };
       if (opts.pytorch) {
         const ref = pytorchStep(cfg, trainer.data.vocab, steps);
         if (ref) { torch = ref; round.pytorch_ms = ref.ms_per_step; round.ratio = +(round.ours_ms / ref.ms_per_step).toFixed(2); }
       }
       out.push(round);
-      process.stderr.write(`  round ${r + 1}: ours ${round.ours_ms} ms${round.pytorch_ms ? `, PyTorch ${round.pytorch_ms} ms, ratio ${round.ratio}` : ''}\n`);
+      process.stderr.write(`  round ${r + 1}: ours ${round.ours_ms} ms (CPU ${round.ours_cpu_ms} ms)${round.pytorch_ms ? `, PyTorch ${round.pytorch_ms} ms, ratio ${round.ratio}` : ''}\n`);
     }
     const ms = median(out.map((r) => r.ours_ms));
     const params = trainer.model.numParams();
-    console.log(`${config} training step (${tf.getBackend()}, ${params} parameters, ${tokens} tokens): median ${ms.toFixed(1)} ms, ${Math.round(tokens / (ms / 1000))} tokens/s`);
+    const cpuMs = median(out.map((r) => r.ours_cpu_ms));
+    console.log(`${config} training step (${tf.getBackend()}, ${params} parameters, ${tokens} tokens): median ${ms.toFixed(1)} ms (CPU time ${cpuMs.toFixed(1)} ms), ${Math.round(tokens / (ms / 1000))} tokens/s`);
     const ratios = out.flatMap((r) => (r.ratio ? [r.ratio] : []));
     if (ratios.length) console.log(`PyTorch eager fp32 (${tf.getBackend() === 'webgpu' ? 'CUDA' : '1 CPU thread'}), same shape (${torch!.params} parameters): median ${median(out.map((r) => r.pytorch_ms!)).toFixed(1)} ms; ours / PyTorch per round ${ratios.join(', ')}, median ${median(ratios)}`);
 
@@ -90,7 +99,7 @@ export async function benchStepProfile(opts: { steps?: number; rounds?: number; 
     console.log('| matrix product (a → out) | calls | ms | GFLOP/s |\n|---|---|---|---|');
     for (const p of products.slice(0, 8)) console.log(`| ${p.shape} | ${p.calls} | ${p.ms.toFixed(1)} | ${p.gflops.toFixed(2)} |`);
     return {
-      config: `configs/${config}`, params, tokens_per_step: tokens, median_ms: ms, tokens_per_s: Math.round(tokens / (ms / 1000)), rounds: out,
+      config: `configs/${config}`, params, tokens_per_step: tokens, median_ms: ms, cpu_median_ms: cpuMs, tokens_per_s: Math.round(tokens / (ms / 1000)), rounds: out,
       ...(torch ? { pytorch: { reference: torch, params_equal: torch.params === params, ratio_median: median(ratios) } } : {}),
       kernel_calls: prof.kernels.length, kernel_ms: +total.toFixed(1), kernels: kernels.slice(0, 25), products: products.slice(0, 12),
     };

@@ -1,11 +1,16 @@
 /**
  * Transformer building blocks (LLaMA style): RMSNorm, rotary position embedding, causal self-attention.
- * Pure functions of tensors; the model owns the weights.
+ * Pure functions of tensors; the model owns the weights. On wasm, RMSNorm and the head split/merge with RoPE
+ * run as fused kernels (src/ops/rms_norm.ts, src/ops/heads.ts); every other backend runs the tfjs ops here.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedKernelActive, HEADS_KERNEL, RMS_NORM_KERNEL } from '../kernels/wasm_fused.ts';
+import { mergeHeadsFused, splitHeadsFused } from '../ops/heads.ts';
+import { rmsNormFused } from '../ops/rms_norm.ts';
 
 /** RMSNorm (Zhang & Sennrich 2019): x / √(mean(x²) + ε) · g. */
 export function rmsNorm(x: tf.Tensor2D, g: tf.Tensor1D, eps = 1e-5): tf.Tensor2D {
+  if (x.dtype === 'float32' && fusedKernelActive(RMS_NORM_KERNEL)) return rmsNormFused(x, g, eps);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps))), g) as tf.Tensor2D;
 }
 
@@ -49,14 +54,20 @@ export function causalSelfAttention(
 ): tf.Tensor2D {
   const D = x.shape[1];
   const hd = D / heads;
-  const split = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, L, heads, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, L, hd]
-  let q = split(tf.matMul(x, w.wq));
-  let k = split(tf.matMul(x, w.wk));
-  const v = split(tf.matMul(x, w.wv));
-  if (rope) { q = applyRope(q, rope.cos, rope.sin); k = applyRope(k, rope.cos, rope.sin); }
+  const fused = fusedKernelActive(HEADS_KERNEL);
+  // [B·L, D] → [B, H, L, hd], rotated by RoPE where `r` is given
+  const split = (t: tf.Tensor2D, r: typeof rope): tf.Tensor4D => {
+    if (fused) return splitHeadsFused(t, L, heads, r);
+    const s = tf.transpose(tf.reshape(t, [B, L, heads, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    return r ? applyRope(s, r.cos, r.sin) : s;
+  };
+  const q = split(tf.matMul(x, w.wq), rope);
+  const k = split(tf.matMul(x, w.wk), rope);
+  const v = split(tf.matMul(x, w.wv), null);
   const kT = tf.transpose(k, [0, 1, 3, 2]); // [B, H, hd, L]
   const scores = tf.add(tf.mul(tf.matMul(q, kT), 1 / Math.sqrt(hd)), mask); // [B, H, L, L]
   const att = tf.softmax(scores); // over keys
-  const out = tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]).reshape([B * L, D]); // [B·L, D]
+  const o = tf.matMul(att, v) as tf.Tensor4D; // [B, H, L, hd]
+  const out = fused ? mergeHeadsFused(o) : tf.transpose(o, [0, 2, 1, 3]).reshape([B * L, D]); // [B·L, D]
   return tf.matMul(out as tf.Tensor2D, w.wo);
 }

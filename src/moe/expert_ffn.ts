@@ -8,7 +8,7 @@
  *   naive loop at ≈0.5 GFLOPS, 50× slower than its XNNPACK path for a single matrix).
  */
 import * as tf from '@tensorflow/tfjs';
-import { ffn, gelu, silu, type Activation, type ExpertWeights } from './experts.ts';
+import { ffn, gelu, swiglu, type Activation, type ExpertWeights } from './experts.ts';
 import { BATCH_GEMM, type GemmEpilogue, type GemmTile } from '../kernels/webgpu_gemm.ts';
 
 /** The WGSL GEMM's switch and tile; the GPU benchmark sets the tile after timing the candidates. */
@@ -62,7 +62,7 @@ export function paddedExpertFfn(xp: tf.Tensor3D, w: ExpertWeights, activation: A
       switch (activation) {
         case 'relu': a = tf.relu(h); break;
         case 'gelu': a = gelu(h); break;
-        case 'swiglu': a = tf.mul(silu(h), tf.matMul(xp, w.w3!)); break;
+        case 'swiglu': a = swiglu(h, tf.matMul(xp, w.w3!)); break;
       }
       return tf.matMul(a as tf.Tensor3D, w.w2) as tf.Tensor3D;
     }

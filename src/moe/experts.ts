@@ -4,6 +4,8 @@
  * in the same order. One matmul pair per non-empty expert, never a loop over tokens.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedKernelActive, SWIGLU_KERNEL } from '../kernels/wasm_fused.ts';
+import { swigluFused } from '../ops/swiglu.ts';
 import type { Rng } from '../rng.ts';
 
 export type Activation = 'relu' | 'gelu' | 'swiglu';
@@ -31,6 +33,12 @@ export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
 }
 
+/** SwiGLU's gate silu(h)·u: one fused kernel each way on wasm (src/ops/swiglu.ts), tfjs ops elsewhere. */
+export function swiglu(h: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  if (h.dtype === 'float32' && u.dtype === 'float32' && fusedKernelActive(SWIGLU_KERNEL)) return swigluFused(h, u);
+  return tf.mul(silu(h), u);
+}
+
 /** Normal(0, std) weights from the seeded RNG, as a trainable variable (tfjs names must be unique, so ours live in maps). */
 export function initVariable(rng: Rng, shape: number[], std: number): tf.Variable {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -56,7 +64,7 @@ export function ffn(x: tf.Tensor2D, w1: tf.Tensor2D, w2: tf.Tensor2D, w3: tf.Ten
   switch (activation) {
     case 'relu': a = tf.relu(h); break;
     case 'gelu': a = gelu(h); break;
-    case 'swiglu': a = tf.mul(silu(h), tf.matMul(x, w3!)); break;
+    case 'swiglu': a = swiglu(h, tf.matMul(x, w3!)); break;
   }
   return tf.matMul(a as tf.Tensor2D, w2); // [n, D]
 }

@@ -3,10 +3,11 @@
  *   m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,  m̂ = m/(1−β1^t),  v̂ = v/(1−β2^t)
  *   θ ← θ − lr·(m̂/(√v̂ + ε) + λ·θ)        (λ·θ only where decay(name, shape) is true)
  * A class because it owns state (m, v, t); getState/setState let a checkpoint restore it bit for bit.
- * Everything runs on the device, nothing is read back: the update of one tensor is adamwUpdate (the one
- * place a fused kernel would slot in).
+ * Everything runs on the device, nothing is read back: the update of one tensor is adamwUpdate, one fused kernel
+ * on wasm (src/kernels/wasm_fused.ts, the chain's float32 arithmetic bit for bit) and a chain of tfjs ops elsewhere.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ADAMW_KERNEL, fusedKernelActive } from '../kernels/wasm_fused.ts';
 
 export interface AdamWOptions {
   /** β1 (default 0.9). */
@@ -57,6 +58,15 @@ export interface AdamWHyper {
  * θ' = θ − lr·(m'/bc1 / (√(v'/bc2) + ε) + λ·θ). Returns new tensors; the caller assigns them.
  */
 export function adamwUpdate(theta: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, h: AdamWHyper): { theta: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+  if (g.dtype === 'float32' && fusedKernelActive(ADAMW_KERNEL)) {
+    const [t2, m2, v2] = tf.engine().runKernel(ADAMW_KERNEL, { theta, m, v, g }, { ...h }) as tf.Tensor[];
+    return { theta: t2, m: m2, v: v2 };
+  }
+  return adamwUpdateOps(theta, m, v, g, h);
+}
+
+/** adamwUpdate as a chain of tfjs ops (every backend; the reference the fused wasm kernel is tested against). */
+export function adamwUpdateOps(theta: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, h: AdamWHyper): { theta: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
   return tf.tidy(() => {
     const gf = g.dtype === 'float32' ? g : tf.cast(g, 'float32');
     const m2 = tf.add(tf.mul(m, h.beta1), tf.mul(gf, 1 - h.beta1)); // same shape as θ

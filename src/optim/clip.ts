@@ -4,9 +4,11 @@
  * The norm is formed as a·√(Σ (g/a)²) with a = max |g|, so large but finite gradients (|g| ≳ 1e19, whose
  * squares overflow float32) still give a finite norm; any NaN/±Inf makes `finite` false so the trainer can
  * skip the step. clipOnDevice keeps everything on the device (the trainer reads [a, Σ (g/a)²] later, with
- * the step's other numbers); clipByGlobalNorm reads them at once.
+ * the step's other numbers); clipByGlobalNorm reads them at once. On wasm a and Σ (g/a)² come from one fused
+ * kernel (src/kernels/wasm_fused.ts) summing Σ g²/a² in float64.
  */
 import * as tf from '@tensorflow/tfjs';
+import { CLIP_STATS_KERNEL, fusedKernelActive } from '../kernels/wasm_fused.ts';
 
 export interface ClipResult {
   /** New tensors (scaled, or clones when scale = 1 or the norm is not finite): the caller disposes them. */
@@ -56,12 +58,19 @@ export function clipOnDevice(grads: Record<string, tf.Tensor>, maxNorm: number |
   const names = Object.keys(grads);
   if (names.length === 0) throw new Error('clipOnDevice: no gradients');
   return tf.tidy(() => {
-    const gs = names.map((n) => tf.cast(grads[n], 'float32'));
-    const a = tf.max(tf.stack(gs.map((g) => tf.max(tf.abs(g))))) as tf.Scalar; // [] max |g|
-    // a = 0 (all-zero grads) would give 0/0: divide by 1 then, the sum is 0 anyway.
+    const gs = names.map((n) => (grads[n].dtype === 'float32' ? grads[n] : tf.cast(grads[n], 'float32'))); // a cast to its own dtype is a copy kernel
+    let a: tf.Scalar, sq: tf.Scalar;
+    if (fusedKernelActive(CLIP_STATS_KERNEL)) {
+      // wasm: one pass over every gradient instead of seven kernels per gradient
+      [a, sq] = tf.engine().runKernel(CLIP_STATS_KERNEL, Object.fromEntries(gs.map((g, i) => [`g${i}`, g])), {}) as tf.Scalar[];
+    } else {
+      a = tf.max(tf.stack(gs.map((g) => tf.max(tf.abs(g))))) as tf.Scalar; // [] max |g|
+      // a = 0 (all-zero grads) would give 0/0: divide by 1 then, the sum is 0 anyway.
+      const safe0 = tf.where(tf.greater(a, 0), a, tf.onesLike(a));
+      // a left fold, not addN: WebGPU binds at most 8 storage buffers per kernel, and addN takes them all at once
+      sq = gs.map((g) => tf.sum(tf.square(tf.div(g, safe0)))).reduce((x, y) => tf.add(x, y)) as tf.Scalar; // [] Σ (g/a)²
+    }
     const safe = tf.where(tf.greater(a, 0), a, tf.onesLike(a));
-    // a left fold, not addN: WebGPU binds at most 8 storage buffers per kernel, and addN takes them all at once
-    let sq = gs.map((g) => tf.sum(tf.square(tf.div(g, safe)))).reduce((x, y) => tf.add(x, y)) as tf.Scalar; // [] Σ (g/a)²
     if (extraSq > 0) sq = tf.add(sq, tf.div(extraSq, tf.square(safe)));
     const finite = tf.cast(tf.logicalAnd(tf.isFinite(a), tf.isFinite(sq)), 'float32') as tf.Scalar;
     const norm = tf.mul(a, tf.sqrt(sq));
