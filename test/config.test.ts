@@ -368,3 +368,11 @@ describe('did-you-mean helpers', () => {
     expect(closest('type', ['top_k', 'dim'])).toEqual([]);
   });
 });
+
+describe('the training-memory bound is the wasm heap', () => {
+  it('refuses gpu-lm on wasm, with the estimate and the fields to lower, and accepts it on webgpu and cpu', () => {
+    expect(() => loadConfig('configs/gpu-lm.yaml', ['backend=wasm'])).toThrow(/needs about 9\.\d+ GiB to train .*above the 4\.00 GiB bound \(the wasm heap\); lower expert_num = 16/);
+    expect(loadConfig('configs/gpu-lm.yaml').backend).toBe('webgpu');
+    expect(loadConfig('configs/gpu-lm.yaml', ['backend=cpu']).dim).toBe(512);
+  });
+});

@@ -173,13 +173,19 @@ export function crossChecks(c: Config, written: (path: string) => boolean = () =
     bad('balance.sparse_accumulation.enabled', 'sparse expert gradient accumulation needs grad_accum_steps > 1 (it counts the micro-batches each expert was active in); got grad_accum_steps = 1');
   }
   if (out.length === 0) {
-    const m = trainingMemory(c);
-    if (m.total > MAX_TRAIN_BYTES) {
-      bad('', `this model needs about ${showBytes(m.total)} to train (${m.params.toExponential(2)} parameters × 16 bytes for weights, gradients and AdamW moments = ${showBytes(m.params * 16)}, plus about ${showBytes(m.activations)} of activations per micro-batch), above the ${showBytes(MAX_TRAIN_BYTES)} bound (the wasm heap); ` +
-        `lower expert_num = ${c.expert_num}, expert_hidden = ${c.expert_hidden}, dim = ${c.dim}, layers = ${c.layers}, batch_size = ${c.batch_size} or seq_len = ${c.seq_len}`);
-    }
+    const why = trainingMemoryIssue(c);
+    if (why) bad('', why);
   }
   return out;
+}
+
+/** Why this config cannot train within the wasm heap (4 GiB), or null: only backend wasm has that bound (cpu keeps tensors in JS memory, webgpu on the GPU). */
+export function trainingMemoryIssue(c: Config): string | null {
+  if (c.backend !== 'wasm') return null;
+  const m = trainingMemory(c);
+  if (m.total <= MAX_TRAIN_BYTES) return null;
+  return `this model needs about ${showBytes(m.total)} to train (${m.params.toExponential(2)} parameters × 16 bytes for weights, gradients and AdamW moments = ${showBytes(m.params * 16)}, plus about ${showBytes(m.activations)} of activations per micro-batch), above the ${showBytes(MAX_TRAIN_BYTES)} bound (the wasm heap); ` +
+    `lower expert_num = ${c.expert_num}, expert_hidden = ${c.expert_hidden}, dim = ${c.dim}, layers = ${c.layers}, batch_size = ${c.batch_size} or seq_len = ${c.seq_len}`;
 }
 
 /**

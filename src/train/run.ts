@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { configToYaml } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { scheduleNotes } from '../config/checks.ts';
+import { scheduleNotes, trainingMemoryIssue } from '../config/checks.ts';
 import { initBackend } from '../backend.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { MetricsWriter, truncateMetricsAfter, type MetricRecord } from '../metrics/jsonl.ts';
@@ -72,7 +72,9 @@ export function openTrainer(cfg: Config, outDir: string): Trainer {
  * and on resume the checkpoint loaded and checked, before config.yaml, tokenizer.json or metrics.jsonl are touched.
  */
 export async function train(cfg: Config, opts: TrainOptions): Promise<TrainSummary> {
-  await initBackend(cfg.backend);
+  const used = await initBackend(cfg.backend);
+  const tooBig = used === cfg.backend ? null : trainingMemoryIssue({ ...cfg, backend: used });
+  if (tooBig) throw new Error(`backend ${cfg.backend} is unavailable here and its fallback, ${used}, cannot hold this model: ${tooBig}`);
   const log = opts.log ?? (() => {});
   const dir = opts.outDir;
   if (opts.resume) {
