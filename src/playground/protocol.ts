@@ -2,10 +2,17 @@
 import type { MetricRecord } from '../metrics/record.ts';
 import type { Settings } from './settings.ts';
 
+/** The page's backend control: WebGPU where an adapter answers, else wasm (auto), or one forced. */
+export const BACKEND_CHOICES = ['auto', 'webgpu', 'wasm'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
 /** Page → worker. */
 export type ToWorker =
-  /** build a fresh model and optimizer for these settings (step 0); `gen` tags every later message. */
-  | { type: 'reset'; settings: Settings; gen: number }
+  /**
+   * build a fresh model and optimizer for these settings (step 0); `gen` tags every later message. The
+   * backend is taken at a worker's first reset; `overrides` are `key=value` config overrides (the CLI's --set).
+   */
+  | { type: 'reset'; settings: Settings; gen: number; backend: BackendChoice; overrides: string[] }
   /** train until paused. */
   | { type: 'run' }
   | { type: 'pause' }
