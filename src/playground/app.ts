@@ -11,7 +11,8 @@ import { CanvasRenderer } from 'echarts/renderers';
 import { barOption, HEAT_MAX, heatmapOption, lineOption, LOAD_RATIO_COLORS, PALETTE, type LineSeries } from '../report/charts.ts';
 import { loadRatioCells, minMaxDownsample, stepBuckets, type Point } from '../report/downsample.ts';
 import { toJsonLine, type MetricRecord } from '../metrics/record.ts';
-import { BACKEND_CHOICES, type BackendChoice, type FromWorker, type Probe, type ToWorker } from './protocol.ts';
+import { BACKEND_CHOICES, type BackendChoice } from './backend_choice.ts';
+import type { FromWorker, Probe, ToWorker } from './protocol.ts';
 import { BALANCING, DEFAULT_SETTINGS, DROP_POLICIES, ROUTERS, SIZES, TASKS, settingsProblems, type Settings } from './settings.ts';
 
 type RunId = 'A' | 'B';

@@ -1,10 +1,7 @@
 /** Messages between the playground page and its training worker (structured-clone data only). */
 import type { MetricRecord } from '../metrics/record.ts';
+import type { BackendChoice } from './backend_choice.ts';
 import type { Settings } from './settings.ts';
-
-/** The page's backend control: WebGPU where an adapter answers, else wasm (auto), or one forced. */
-export const BACKEND_CHOICES = ['auto', 'webgpu', 'wasm'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 /** Page → worker. */
 export type ToWorker =

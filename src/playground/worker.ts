@@ -14,7 +14,8 @@ import { FieldsSchema, type Config } from '../config/schema.ts';
 import { stepRecord } from '../train/record.ts';
 import { learningRateAt, Trainer } from '../train/step.ts';
 import { playgroundData, type PlaygroundData } from './data.ts';
-import type { BackendChoice, FromWorker, LayerProbe, Probe, ToWorker } from './protocol.ts';
+import { pickBackend, webgpuMissing, type BackendChoice, type GpuNavigator } from './backend_choice.ts';
+import type { FromWorker, LayerProbe, Probe, ToWorker } from './protocol.ts';
 import { applySets, settingsProblems, settingsToConfig, type Settings } from './settings.ts';
 
 /** Inlined by the build (build.ts, an esbuild define): the nlp-corpus slice and tfjs's wasm binaries (base64). */
@@ -47,32 +48,20 @@ function blobUrl(b64: string): string {
   return URL.createObjectURL(new Blob([bytes], { type: 'application/wasm' }));
 }
 
-/** Why WebGPU cannot train in this worker (no navigator.gpu, or no adapter), or null when an adapter answers. */
-async function webgpuMissing(): Promise<string | null> {
-  const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-  if (!gpu) return 'this browser has no navigator.gpu (WebGPU off or unsupported)';
-  // a driver that never answers must not hang the page: 10 s, then wasm
-  const adapter = await Promise.race([gpu.requestAdapter().catch(() => null), new Promise((r) => setTimeout(() => r(null), 10_000))]);
-  return adapter ? null : 'navigator.gpu.requestAdapter() gave no adapter';
-}
-
-/** WebGPU when `choice` allows it and an adapter answers, else wasm (no threads: a file:// page is not cross-origin isolated). */
+/** The backend `choice` asks for (backend_choice.ts) started: WebGPU, or wasm without threads (a file:// page is not cross-origin isolated). */
 async function startBackend(choice: BackendChoice): Promise<{ backend: 'webgpu' | 'wasm'; label: string; note: string }> {
-  const missing = choice === 'wasm' ? null : await webgpuMissing();
-  if (choice === 'webgpu' && missing) throw new Error(`backend webgpu was asked for, but WebGPU is not available: ${missing}; choose auto or wasm`);
-  if (choice !== 'wasm' && !missing) {
-    if ((await initBackend('webgpu', { quiet: true })) === 'webgpu') return { backend: 'webgpu', label: 'webgpu', note: choice === 'webgpu' ? 'forced (backend=webgpu)' : 'the browser gave a GPU adapter' };
+  const picked = pickBackend(choice, choice === 'wasm' ? null : await webgpuMissing(navigator as GpuNavigator));
+  if (picked.backend === 'webgpu') {
+    if ((await initBackend('webgpu', { quiet: true })) === 'webgpu') return { ...picked, label: 'webgpu' };
     if (choice === 'webgpu') throw new Error('backend webgpu was asked for, but tfjs could not start it; choose auto or wasm');
+    picked.note = 'no WebGPU: tfjs could not start it';
   }
   const simd = blobUrl(WASM_SIMD);
   setWasmPaths({ 'tfjs-backend-wasm.wasm': blobUrl(WASM_PLAIN), 'tfjs-backend-wasm-simd.wasm': simd, 'tfjs-backend-wasm-threaded-simd.wasm': simd });
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   const used = await initBackend('wasm', { quiet: true });
   const simdOn = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return {
-    backend: 'wasm', label: `${used}${simdOn ? ' (SIMD)' : ''}`,
-    note: choice === 'wasm' ? 'forced (backend=wasm)' : `no WebGPU: ${missing ?? 'tfjs could not start it'}`,
-  };
+  return { backend: 'wasm', label: `${used}${simdOn ? ' (SIMD)' : ''}`, note: picked.note };
 }
 
 /**
