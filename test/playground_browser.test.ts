@@ -82,7 +82,15 @@ async function trainSteps(page: Page, n: number, timeout = 90_000): Promise<Runs
   await page.click('#run');
   await page.waitForFunction((n) => Object.values((window as any).__playground.runs()).every((r: any) => r.steps >= n || r.error), n, { timeout });
   await page.click('#run');
-  await page.waitForFunction(() => Object.values((window as any).__playground.runs()).every((r: any) => !r.running), undefined, { timeout: 10_000 });
+  // the step in flight finishes first (on SwiftShader's WebGPU a step takes seconds)
+  await page.waitForFunction(() => Object.values((window as any).__playground.runs()).every((r: any) => !r.running), undefined, { timeout: Math.min(timeout, 60_000) });
+  return runs(page);
+}
+
+/** Asks every run for exactly n more steps (the page's step hook) and waits until they are done and paused. */
+async function stepExactly(page: Page, n: number, timeout: number): Promise<Runs> {
+  await page.evaluate((n) => (window as any).__playground.step(n), n);
+  await page.waitForFunction((n) => Object.values((window as any).__playground.runs()).every((r: any) => (r.steps >= n && !r.running) || r.error), n, { timeout });
   return runs(page);
 }
 
@@ -220,7 +228,7 @@ describe('playground in headless Chromium', () => {
       await page.check('#ab');
       await waitReady(page);
       const n = 2; // SwiftShader runs WebGPU on the CPU: the first step compiles every shader (≈20 s per worker on 2 busy cores). Step 1 checks the forward pass, step 2 the backward pass and AdamW
-      const gpu = await trainSteps(page, n, 240_000);
+      const gpu = await stepExactly(page, n, 240_000); // no step beyond n: each costs seconds here
       for (const id of ['A', 'B']) {
         expect(gpu[id].error, id).toBeNull();
         expect(gpu[id].backend, id).toBe('webgpu');
@@ -243,7 +251,7 @@ describe('playground in headless Chromium', () => {
       // the control restarts both runs on wasm: same settings, seed and data
       await page.selectOption('#backend-choice', 'wasm');
       await waitReady(page);
-      const wasm = await trainSteps(page, n);
+      const wasm = await stepExactly(page, n, 60_000);
       // Same float32 model, kernels summing in another order (and tfjs-webgpu's scatter adds with atomics):
       // the losses agree to ≈1e-7 relative here (measured: ≤ 4e-7 over 10 steps); 1e-4 leaves room for
       // other adapters and is far below a step's loss change (≥ 5e-3 relative from step 2 on).
