@@ -248,6 +248,19 @@ describe('playground in headless Chromium', () => {
       expect(cfg.backend).toBe('webgpu');
       expect(readMetrics(path.join(dir, 'metrics.jsonl')).map((x) => x.loss)).toEqual(gpu.A.losses);
 
+      // a setting changed while a webgpu step is in flight (its reads yield to messages): that step ends on the
+      // old model, then A restarts; a new lr leaves step 1 as it was (same weights and batch)
+      await page.click('#run');
+      await page.waitForFunction(() => (window as any).__playground.runs().A.running, undefined, { timeout: 10_000 });
+      await setControl(page, 'lr', '0.002');
+      await page.waitForFunction(() => (window as any).__playground.runs().A.steps >= 1, undefined, { timeout: 120_000 });
+      await page.click('#run');
+      await page.waitForFunction(() => Object.values((window as any).__playground.runs()).every((r: any) => !r.running), undefined, { timeout: 60_000 });
+      const again = (await runs(page)).A;
+      expect(again.error).toBeNull();
+      expect(again.losses[0]).toBeCloseTo(gpu.A.losses[0]!, 5);
+      await setControl(page, 'lr', '0.003');
+
       // the control restarts both runs on wasm: same settings, seed and data
       await page.selectOption('#backend-choice', 'wasm');
       await waitReady(page);

@@ -38,6 +38,10 @@ let data: PlaygroundData | null = null;
 let running = false;
 let budget = 0;
 let looping = false;
+/** Resolves when the step loop has stopped; resets wait for it (on WebGPU a step's reads yield to messages). */
+let loopDone: Promise<void> = Promise.resolve();
+/** Resets asked for and not yet done: the loop stops at the next step boundary while there are any. */
+let resetsPending = 0;
 /** The backend this worker trains on: chosen once, at its first reset (the page starts new workers to change it). */
 let backendReady: Promise<{ backend: 'webgpu' | 'wasm'; label: string; note: string }> | null = null;
 
@@ -79,17 +83,30 @@ function configOf(s: Settings, steps: number, backend: 'webgpu' | 'wasm', overri
   return parsed.data;
 }
 
-async function reset(s: Settings, choice: BackendChoice, overrides: readonly string[]): Promise<void> {
+/**
+ * A fresh model for run `g`. A step in flight finishes on the old model first: disposing it mid-step would break
+ * the step, and its record must still carry the old run's gen (the page drops it). run/step messages that
+ * arrive meanwhile belong to the new run: the loop starts for them once the model is built.
+ */
+async function reset(g: number, s: Settings, choice: BackendChoice, overrides: readonly string[]): Promise<void> {
   running = false;
   budget = 0;
-  const { backend, label, note } = await (backendReady ??= startBackend(choice));
-  trainer?.dispose();
-  trainer = null;
-  cfg = configOf(s, LIVE_STEPS, backend, overrides);
-  data = playgroundData(cfg, { train: CORPUS_TRAIN, val: CORPUS_VAL });
-  trainer = new Trainer(cfg, { data: { ...data, tokenizer: null } });
-  send({ type: 'ready', backend: label, backendNote: note, params: trainer.model.numParams(), layers: trainer.model.moeLayers.length, experts: trainer.model.moeLayers[0]?.config.numExperts ?? 0 });
-  send({ type: 'state', running: false });
+  resetsPending++;
+  try {
+    await loopDone;
+    gen = g;
+    const { backend, label, note } = await (backendReady ??= startBackend(choice));
+    trainer?.dispose();
+    trainer = null;
+    cfg = configOf(s, LIVE_STEPS, backend, overrides);
+    data = playgroundData(cfg, { train: CORPUS_TRAIN, val: CORPUS_VAL });
+    trainer = new Trainer(cfg, { data: { ...data, tokenizer: null } });
+    send({ type: 'ready', backend: label, backendNote: note, params: trainer.model.numParams(), layers: trainer.model.moeLayers.length, experts: trainer.model.moeLayers[0]?.config.numExperts ?? 0 });
+    send({ type: 'state', running: false });
+  } finally {
+    resetsPending--;
+  }
+  if (running || budget > 0) void loop();
 }
 
 /**
@@ -143,13 +160,16 @@ async function oneStep(t: Trainer): Promise<void> {
 const yieldToMessages = () => new Promise<void>((resolve) => { const ch = new MessageChannel(); ch.port1.onmessage = () => resolve(); ch.port2.postMessage(0); });
 
 async function loop(): Promise<void> {
-  if (looping) return;
+  if (looping || resetsPending > 0) return; // a reset starts the loop when it is done
   looping = true;
+  let done = () => {};
+  loopDone = new Promise((r) => { done = r; });
   send({ type: 'state', running: true });
   try {
-    while ((running || budget > 0) && trainer && data) {
+    while ((running || budget > 0) && trainer && data && resetsPending === 0) {
       const t = trainer, d = data;
       await oneStep(t);
+      if (resetsPending > 0) break; // the model is about to be replaced: no probe of it
       if (budget > 0) budget--;
       const stopping = !running && budget === 0;
       if (t.step % PROBE_EVERY === 0 || t.step === 1 || stopping) {
@@ -159,12 +179,15 @@ async function loop(): Promise<void> {
       await yieldToMessages();
     }
   } catch (e) {
-    running = false;
-    budget = 0;
-    send({ type: 'error', message: (e as Error).message });
+    if (resetsPending === 0) { // else the run failed is being replaced, and running/budget are the next run's
+      running = false;
+      budget = 0;
+      send({ type: 'error', message: (e as Error).message });
+    }
   } finally {
     looping = false;
     send({ type: 'state', running: false });
+    done();
   }
 }
 
@@ -180,7 +203,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   const fail = (e: unknown) => send({ type: 'error', message: (e as Error).message });
   switch (m.type) {
-    case 'reset': gen = m.gen; void reset(m.settings, m.backend, m.overrides).catch(fail); break;
+    case 'reset': void reset(m.gen, m.settings, m.backend, m.overrides).catch(fail); break;
     // a backend that failed to start was reported by reset: nothing to train
     case 'run': running = true; void (backendReady ?? Promise.resolve()).then(() => loop(), () => undefined); break;
     case 'pause': running = false; budget = 0; break;
