@@ -50,7 +50,7 @@ export async function benchPlayground(opts: { rounds?: number; steps?: number; w
   const trainer = openTrainer(cfg, path.join(dir, 'node-run'));
   try {
     const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-    await page.goto(`file://${html}`);
+    await page.goto(`file://${html}?backend=wasm`); // the wasm step is what this compares with Node
     await page.waitForFunction(() => (window as any).__playground?.ready && (window as any).__playground.runs().A.ready, undefined, { timeout: 60_000 });
     const version = browser.version();
     /** n more browser steps; returns their step times (ms). */

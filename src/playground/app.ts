@@ -11,6 +11,7 @@ import { CanvasRenderer } from 'echarts/renderers';
 import { barOption, HEAT_MAX, heatmapOption, lineOption, LOAD_RATIO_COLORS, PALETTE, type LineSeries } from '../report/charts.ts';
 import { loadRatioCells, minMaxDownsample, stepBuckets, type Point } from '../report/downsample.ts';
 import { toJsonLine, type MetricRecord } from '../metrics/record.ts';
+import { BACKEND_CHOICES, type BackendChoice } from './backend_choice.ts';
 import type { FromWorker, Probe, ToWorker } from './protocol.ts';
 import { BALANCING, DEFAULT_SETTINGS, DROP_POLICIES, ROUTERS, SIZES, TASKS, settingsProblems, type Settings } from './settings.ts';
 
@@ -116,6 +117,10 @@ let tab: RunId = 'A';
 let layer = 0;
 let hover: { run: RunId; token: number } | null = null;
 const charts: Record<string, ECharts> = {};
+/** URL parameters: backend=auto|webgpu|wasm (the header's control), set=key=value (config overrides, as the CLI's --set; repeatable). */
+const params = new URLSearchParams(location.search);
+let backendChoice: BackendChoice = (BACKEND_CHOICES as readonly string[]).includes(params.get('backend') ?? '') ? (params.get('backend') as BackendChoice) : 'auto';
+const overrides = params.getAll('set');
 
 /** Test and automation hooks (the browser tests drive the page through the same buttons a user clicks). */
 const api = {
@@ -139,7 +144,7 @@ function makeRun(id: RunId, settings: Settings): Run {
   };
   worker.onmessage = (ev: MessageEvent<FromWorker>) => onWorker(run, ev.data);
   worker.onerror = (ev) => { run.error = ev.message; api.errors.push(`${id}: ${ev.message}`); console.error(`worker ${id}: ${ev.message}`); scheduleRender(); };
-  post(run, { type: 'reset', settings: run.settings, gen: run.gen });
+  post(run, { type: 'reset', settings: run.settings, gen: run.gen, backend: backendChoice, overrides });
   return run;
 }
 
@@ -169,7 +174,7 @@ function resetRun(run: Run): void {
     scheduleRender();
     return;
   }
-  post(run, { type: 'reset', settings: run.settings, gen: run.gen });
+  post(run, { type: 'reset', settings: run.settings, gen: run.gen, backend: backendChoice, overrides });
   if (wasRunning) post(run, { type: 'run' });
   scheduleRender();
 }
@@ -199,7 +204,8 @@ function layout(): void {
   <label class="ab"><input type="checkbox" id="ab"> A/B compare</label>
   <div class="spacer"></div>
   <div id="exports"></div>
-  <div id="backend" class="backend">backend …</div>
+  <label class="backend-choice" title="auto: WebGPU where the browser gives an adapter, else wasm">backend <select id="backend-choice">${BACKEND_CHOICES.map((c) => `<option value="${c}">${c}</option>`).join('')}</select></label>
+  <div id="backend" class="backend">…</div>
 </header>
 <main class="layout">
   <aside class="panel">
@@ -257,6 +263,8 @@ function layout(): void {
   };
   $('#step').onclick = () => activeRuns().forEach((r) => { if (!r.error) post(r, { type: 'step', n: 1 }); });
   $<HTMLInputElement>('#ab').onchange = (e) => setAb((e.target as HTMLInputElement).checked);
+  $<HTMLSelectElement>('#backend-choice').value = backendChoice;
+  $<HTMLSelectElement>('#backend-choice').onchange = (e) => setBackend((e.target as HTMLSelectElement).value as BackendChoice);
   $<HTMLSelectElement>('#layer').onchange = (e) => { layer = Number((e.target as HTMLSelectElement).value); heatCache.clear(); scheduleRender(); };
   $<HTMLFormElement>('#settings').onchange = (e) => {
     const el = e.target as HTMLInputElement | HTMLSelectElement;
@@ -268,6 +276,20 @@ function layout(): void {
     fillForm();
   };
   window.addEventListener('resize', () => { for (const c of Object.values(charts)) c.resize(); });
+}
+
+/** A worker keeps the backend it started on: a new choice starts new workers (same settings, step 0). */
+function setBackend(choice: BackendChoice): void {
+  backendChoice = choice;
+  $<HTMLSelectElement>('#backend-choice').value = choice;
+  for (const id of ['A', 'B'] as RunId[]) {
+    const old = runs[id];
+    if (!old) continue;
+    old.worker.terminate();
+    runs[id] = makeRun(id, old.settings);
+  }
+  buildHeatRow();
+  scheduleRender();
 }
 
 function setAb(on: boolean): void {
@@ -440,7 +462,7 @@ function render(): void {
   const running = act.some((r) => r.running);
   $('#run').textContent = running ? '❚❚' : '▶';
   $('#run').classList.toggle('running', running);
-  $('#backend').innerHTML = `backend <b>${esc(a.backend)}</b>${a.backendNote ? `<small>${esc(a.backendNote)}</small>` : ''}`;
+  $('#backend').innerHTML = `trains on <b>${esc(a.backend)}</b>${a.backendNote ? `<small>${esc(a.backendNote)}</small>` : ''}`;
   $('#exports').innerHTML = act.map((r) => `<button class="export" data-run="${r.id}" ${r.records.length ? '' : 'disabled'}>Export ${abMode ? `run ${r.id}` : 'run'}</button>`).join('');
   for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>('#exports button'))) b.onclick = () => void exportRun(runs[b.dataset.run as RunId]!);
   $('#problems').textContent = act.filter((r) => r.error).map((r) => `${abMode ? `run ${r.id}: ` : ''}${r.error}`).join('\n');

@@ -1,11 +1,15 @@
 /** Messages between the playground page and its training worker (structured-clone data only). */
 import type { MetricRecord } from '../metrics/record.ts';
+import type { BackendChoice } from './backend_choice.ts';
 import type { Settings } from './settings.ts';
 
 /** Page → worker. */
 export type ToWorker =
-  /** build a fresh model and optimizer for these settings (step 0); `gen` tags every later message. */
-  | { type: 'reset'; settings: Settings; gen: number }
+  /**
+   * build a fresh model and optimizer for these settings (step 0); `gen` tags every later message. The
+   * backend is taken at a worker's first reset; `overrides` are `key=value` config overrides (the CLI's --set).
+   */
+  | { type: 'reset'; settings: Settings; gen: number; backend: BackendChoice; overrides: string[] }
   /** train until paused. */
   | { type: 'run' }
   | { type: 'pause' }

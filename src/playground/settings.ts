@@ -120,3 +120,29 @@ export function settingsToConfig(s: Settings, steps: number): Record<string, unk
     eval_every: 0, log_every: 1, checkpoint_every: 0, seed: s.seed, backend: 'wasm',
   };
 }
+
+/**
+ * Applies the page's `set=key=value` URL parameters to a config object (a copy): dotted keys as the CLI's
+ * --set, the value read as JSON where it parses (numbers, true, null, objects), else as a string. The
+ * schema validates the result, so a wrong key or value is the config's own error.
+ */
+export function applySets(obj: Record<string, unknown>, sets: readonly string[]): Record<string, unknown> {
+  const out = structuredClone(obj);
+  for (const text of sets) {
+    const eq = text.indexOf('=');
+    const key = eq > 0 ? text.slice(0, eq).trim() : '';
+    if (!/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$/.test(key)) throw new Error(`set=${text}: expected key=value with a dotted config key`);
+    const raw = text.slice(eq + 1).trim();
+    let value: unknown = raw;
+    try { value = JSON.parse(raw); } catch { /* a bare word is a string */ }
+    const segs = key.split('.');
+    let at = out;
+    for (const seg of segs.slice(0, -1)) {
+      const next = at[seg];
+      if (next === null || typeof next !== 'object' || Array.isArray(next)) at[seg] = {};
+      at = at[seg] as Record<string, unknown>;
+    }
+    at[segs[segs.length - 1]] = value;
+  }
+  return out;
+}
