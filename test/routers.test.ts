@@ -8,6 +8,7 @@ import { routeNoisyTopK, noisyTopKLoad, NOISE_EPSILON } from '../src/router/nois
 import { routeGumbel, gumbelNoise, annealTau } from '../src/router/gumbel.ts';
 import { routeExpertChoice, expertChoiceCapacity } from '../src/router/expert_choice.ts';
 import { routeSinkhorn, sinkhorn } from '../src/router/sinkhorn.ts';
+import { sinkhornLogHost, topKRowsHost } from '../src/router/sinkhorn_host.ts';
 import { routeGroupLimited } from '../src/router/group_limited.ts';
 import { routeTopK } from '../src/router/topk.ts';
 import { Rng } from '../src/rng.ts';
@@ -384,6 +385,22 @@ describeBackends('sinkhorn / routeSinkhorn', () => {
   it('gradients of the weights match finite differences (k = 1 sigmoid, k = 2 softmax)', () => {
     expect(minTopGap(plan, 2)).toBeGreaterThan(3e-3);
     for (const k of [1, 2]) checkGrad((x) => dot(routeSinkhorn(x, { k, iterations: 30, tolerance: 0 }).weights), h, [T, E]);
+  });
+
+  it('the host version (from the routing read) gives the reference plan and the same picks; a given selection skips the loop', () => {
+    const hostPlan = Array.from(sinkhornLogHost(h, T, E, 300, 0), Math.exp);
+    expectClose(hostPlan, flat(plan), 1e-6, 1e-5);
+    const host = sinkhornLogHost(h, T, E, 50, 1e-3); // the defaults: stops early, rows within 1e-3
+    const P = to2d(Array.from(host, Math.exp), T, E);
+    for (const row of P) expect(Math.abs(sum(row) - 1)).toBeLessThanOrEqual(1.01e-3);
+    for (let e = 0; e < E; e++) expect(Math.abs(sum(P.map((row) => row[e])) - T / E)).toBeLessThan(1e-9);
+    for (const k of [1, 2, 3]) {
+      const picks = topKRowsHost(host, T, E, k);
+      expect(to2d(Array.from(picks), T, k)).toEqual(plan.map((row) => topk(row, k)));
+      const given = routeSinkhorn(tf.tensor2d(h, [T, E]), { k, selected: tf.tensor2d(picks, [T, k], 'int32') });
+      expect(Array.from(given.indices.dataSync())).toEqual(Array.from(picks));
+    }
+    expect(Array.from(topKRowsHost([1, 3, 3, 0], 1, 4, 3))).toEqual([1, 2, 0]); // ties: the lower index first
   });
 
   it('rejects bad arguments with the bad value', () => {

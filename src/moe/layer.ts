@@ -16,6 +16,8 @@ import { takeAlongRows } from '../ops/take_along_rows.ts';
 import { Rng } from '../rng.ts';
 import { gumbelNoise } from '../router/gumbel.ts';
 import { route, type RouterConfig } from '../router/route.ts';
+import { SINKHORN_MAX_ITERATIONS, SINKHORN_TOLERANCE } from '../router/sinkhorn.ts';
+import { sinkhornLogHost, topKRowsHost } from '../router/sinkhorn_host.ts';
 import type { Routing, TokenChoiceRouting } from '../router/types.ts';
 
 export type AuxLossName = 'switch' | 'kl' | 'cv2' | 'variance' | 'z' | 'sequence' | 'group';
@@ -181,14 +183,31 @@ export class MoELayer {
     return Object.values(this.namedVariables());
   }
 
+  /** Router logits [T, E] = x · W_gate + the gate adjustment. */
+  gateLogits(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.add(tf.matMul(x, this.gate), this.logitAdjust) as tf.Tensor2D;
+  }
+
   /** Router step: logits = x · W_gate, then the configured router. */
   route(x: tf.Tensor2D, ctx: ForwardContext): Routing {
-    const logits = tf.add(tf.matMul(x, this.gate), this.logitAdjust) as tf.Tensor2D; // [T, E]
-    const [T, E] = logits.shape;
+    const logits = this.gateLogits(x);
+    const T = logits.shape[0];
     const type = this.config.router.type;
     const noisy = type === 'noisy_topk' && ctx.training;
     const gumbel = type === 'gumbel' && ctx.training;
     if ((noisy || gumbel) && !ctx.rng) throw new Error(`MoELayer: router '${type}' needs ctx.rng for its noise in training`);
+    // Sinkhorn's selection was made on the host from the routing read (readRouting): no device loop on the tape.
+    const selected = type === 'sinkhorn' && ctx.training && ctx.hostRouting ? tf.tensor2d(ctx.hostRouting.indices, [T, this.config.topK], 'int32') : undefined;
+    try {
+      return this.routeWith(x, logits, ctx, noisy, gumbel, selected);
+    } finally {
+      selected?.dispose();
+    }
+  }
+
+  /** The configured router on logits, with the layer's bias, noise and temperature. */
+  private routeWith(x: tf.Tensor2D, logits: tf.Tensor2D, ctx: ForwardContext, noisy: boolean, gumbel: boolean, selected: tf.Tensor2D | undefined): Routing {
+    const [T, E] = logits.shape;
     return route(this.config.router, logits, {
       k: this.config.topK,
       training: ctx.training,
@@ -198,6 +217,7 @@ export class MoELayer {
       noiseScale: ctx.noiseScale,
       gumbel: gumbel ? gumbelNoise([T, E], ctx.rng!) : undefined,
       tau: ctx.tau,
+      selected,
     });
   }
 
@@ -207,12 +227,27 @@ export class MoELayer {
    * decisions: routing is deterministic given x and the noise) and plans without a sync.
    */
   async readRouting(x: tf.Tensor2D, ctx: ForwardContext): Promise<HostRouting> {
+    if (this.config.router.type === 'sinkhorn' && ctx.training) return this.readSinkhornRouting(x);
     const routing = tf.tidy(() => this.route(x, ctx) as unknown as tf.TensorContainer) as unknown as Routing;
     const needProbs = routing.kind === 'token-choice' && (this.config.capacityPolicy === 'drop-probability' || this.config.capacityPolicy === 'reroute');
     const idx = routing.kind === 'token-choice' ? routing.indices : routing.tokenIndices;
     const [indices, probs] = await Promise.all([idx.data() as Promise<Int32Array>, needProbs ? (routing.probs.data() as Promise<Float32Array>) : null]);
     tf.dispose(routing as unknown as tf.TensorContainer);
     return { indices, probs };
+  }
+
+  /** Sinkhorn in training: the logits read back, the balanced selection made on the host (sinkhorn_host.ts). */
+  private async readSinkhornRouting(x: tf.Tensor2D): Promise<HostRouting> {
+    const { numExperts: E, topK: k } = this.config;
+    const router = this.config.router as Extract<RouterConfig, { type: 'sinkhorn' }>;
+    const needProbs = this.config.capacityPolicy === 'drop-probability' || this.config.capacityPolicy === 'reroute';
+    const logits = tf.tidy(() => this.gateLogits(x));
+    const probs = needProbs ? tf.softmax(logits) : null;
+    const [l, p] = await Promise.all([logits.data() as Promise<Float32Array>, probs ? (probs.data() as Promise<Float32Array>) : null]);
+    tf.dispose(probs ? [logits, probs] : [logits]);
+    const T = l.length / E;
+    const logP = sinkhornLogHost(l, T, E, router.iterations ?? SINKHORN_MAX_ITERATIONS, SINKHORN_TOLERANCE);
+    return { indices: topKRowsHost(logP, T, E, k), probs: p };
   }
 
   /** Capacity + routing map (a host sync on the [T, k] decisions unless ctx.hostRouting has them). */

@@ -40,6 +40,8 @@ export interface RouteContext {
   gumbel?: tf.Tensor2D;
   /** Gumbel-softmax temperature τ. */
   tau?: number;
+  /** sinkhorn in training: the selection [T, k] made on the host already (its loop is then skipped). */
+  selected?: tf.Tensor2D;
 }
 
 /** Runs the configured router on logits [T, E]. */
@@ -62,7 +64,7 @@ export function route(cfg: RouterConfig, logits: tf.Tensor2D, ctx: RouteContext)
       if (!training) return routeTopK(logits, { k, scoring: 'softmax', order: 'softmax-topk', renormalize: false });
       return routeExpertChoice(logits, { capacityFactor: cfg.capacityFactor, k });
     case 'sinkhorn':
-      return routeSinkhorn(logits, { k, iterations: cfg.iterations, scoring: cfg.scoring, renormalize: cfg.renormalize, training });
+      return routeSinkhorn(logits, { k, iterations: cfg.iterations, scoring: cfg.scoring, renormalize: cfg.renormalize, training, selected: ctx.selected });
     case 'group_limited':
       return routeGroupLimited(logits, { k, numGroups: cfg.numGroups, topkGroups: cfg.topkGroups, scoring: cfg.scoring, groupScore: cfg.groupScore, renormalize: cfg.renormalize, bias });
     default:

@@ -83,6 +83,8 @@ export interface SinkhornRouterOptions {
   renormalize?: boolean;
   /** Sinkhorn selection in training; plain top-k of the activation in evaluation. Default true. */
   training?: boolean;
+  /** [T, k] int32: the training selection made already (on the host from the routing read, sinkhorn_host.ts); the loop is skipped. */
+  selected?: tf.Tensor2D;
 }
 
 /** Sinkhorn router: indices = topk(sinkhorn(h)) (training) or topk(act(h)); weights = act(h) at picks; probs = softmax(h). */
@@ -94,12 +96,12 @@ export function routeSinkhorn(logits: tf.Tensor2D, opts: SinkhornRouterOptions):
   if (scoring !== 'softmax' && scoring !== 'sigmoid') {
     throw new Error(`routeSinkhorn: scoring must be 'softmax' or 'sigmoid', got '${String(scoring)}'`);
   }
-  const plan = training ? sinkhorn(logits, iterations, tolerance) : null; // [T, E] constant
+  const plan = training && !opts.selected ? sinkhorn(logits, iterations, tolerance) : null; // [T, E] constant
   try {
     return tf.tidy(() => {
       const probs = tf.softmax(logits) as tf.Tensor2D; // [T, E]
       const scores = scoring === 'sigmoid' ? (tf.sigmoid(logits) as tf.Tensor2D) : probs; // [T, E]
-      const indices = topKIndices(plan ?? stopGradient(scores), k); // [T, k] a constant
+      const indices = training && opts.selected ? opts.selected.clone() : topKIndices(plan ?? stopGradient(scores), k); // [T, k] a constant
       let weights = takeAlongRows(scores, indices); // [T, k]
       if (renormalize) weights = tf.div(weights, tf.sum(weights, 1, true)) as tf.Tensor2D;
       return { kind: 'token-choice' as const, probs, indices, weights, logits };
